@@ -1,0 +1,107 @@
+"""Orbax checkpoints that resume, refuse a foreign config, and keep the best on validation.
+
+A checkpoint is the TrainState plus the exact config (JSON) that produced it. Orbax writes
+each step to a temporary folder and renames it when complete, so a run killed mid-save
+leaves the previous checkpoints intact and the next run resumes from the last whole one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from jaxdigits.config import RESUMABLE_CHANGES
+
+State = TypeVar("State")
+_METRIC = "val_accuracy"
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint folder cannot be used with this config."""
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config as plain JSON types (tuples become lists), as it is stored."""
+  return json.loads(config.to_json())
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  if isinstance(tree, dict):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  """Fields that differ between two JSON configs, except those a resume may change."""
+  a, b = _flatten(saved), _flatten(current)
+  return [f"{k}: checkpoint has {a.get(k)!r}, config has {b.get(k)!r}"
+          for k in sorted(set(a) | set(b))
+          if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)]
+
+
+class Checkpoints:
+  """The checkpoints of one training run, in ``directory``."""
+
+  def __init__(self, directory: str | Path, config: ml_collections.ConfigDict):
+    self.directory = Path(directory).absolute()
+    self._config = config_to_json(config)
+    policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+        ocp.checkpoint_managers.LatestN(n=config.checkpoint.keep),
+        ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[_METRIC], n=1),
+    ])
+    self._manager = ocp.CheckpointManager(
+        self.directory, item_names=("state", "config"),
+        options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=True))
+    self._check_compatible()
+
+  def _check_compatible(self) -> None:
+    step = self._manager.latest_step()
+    if step is None:
+      return
+    saved = self.saved_config(step)
+    diffs = config_differences(saved, self._config)
+    if diffs:
+      raise CheckpointError(
+          f"{self.directory} holds checkpoints of another config, which this run would "
+          f"overwrite: {'; '.join(diffs[:5])}. Use a new --workdir, or rerun with the "
+          f"checkpoint's config to resume it.")
+
+  def saved_config(self, step: int) -> dict[str, Any]:
+    return self._manager.restore(
+        step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def best_step(self) -> int | None:
+    """The step with the highest validation accuracy (the later one on a tie)."""
+    steps = self._manager.all_steps()
+    if not steps:
+      return None
+    return max(steps, key=lambda s: ((self._manager.metrics(s) or {}).get(_METRIC, -1.0), s))
+
+  def save(self, step: int, state: Any, metrics: dict[str, float]) -> None:
+    self._manager.save(step, metrics=metrics, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self._config)))
+
+  def restore(self, step: int, target: State) -> State:
+    """Restores ``step`` into the structure, shapes and shardings of ``target``."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+
+  def wait(self) -> None:
+    """Blocks until pending asynchronous saves are committed."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()

@@ -1,0 +1,124 @@
+"""The config schema: defaults for every field, and the one place that validates them.
+
+Config files in ``configs/`` start from ``defaults()`` and change what their recipe needs;
+``validate`` rejects a bad config before any work, naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+DATASETS = ("mnist", "usps")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "constant")
+# Split sizes of the official train split, to check a batch fits before loading anything.
+TRAIN_SIZES = {"mnist": 60_000, "usps": 7_291}
+
+
+class ConfigError(ValueError):
+  """A config field holds a value jaxdigits cannot run with."""
+
+
+def defaults() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.dataset = "mnist"
+  # Folder with the raw files (DIR/mnist/*.gz, DIR/usps/zip.*.gz); None reads
+  # $JAXDIGITS_RAW_DATA, and without it tfds downloads.
+  config.data.raw_dir = config_dict.placeholder(str)
+  # Where tfds keeps prepared datasets; None means $JAXDIGITS_DATA_DIR or ~/.cache/jaxdigits/tfds.
+  config.data.tfds_dir = config_dict.placeholder(str)
+  config.data.validation_fraction = 0.1  # the last 10% of train, fixed
+  config.data.mnist_style = False  # resize non-28x28 digits MNIST-style (20x20 box, centred)
+  config.data.train_limit = 0  # use only the first N training examples (0: all), for quick runs
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "cnn"
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_epochs = 5
+  config.train.batch_size = 128
+  config.train.learning_rate = 3e-3  # the peak learning rate of the schedule
+  config.train.optimizer = "adamw"
+  config.train.momentum = 0.9  # sgd only
+  config.train.weight_decay = 1e-4
+  config.train.schedule = "onecycle"
+  config.train.warmup_fraction = 0.2  # onecycle / cosine warm-up, as a fraction of all steps
+  config.train.label_smoothing = 0.0
+  config.train.max_shift = 0  # random translation of training digits, in pixels
+  # Train steps unrolled into one jitted call (measured: benchmarks/input_pipeline.py).
+  config.train.steps_per_call = 4
+  config.train.eval_batch_size = 1000
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_epochs = 1
+  config.checkpoint.keep = 2  # the latest N checkpoints are kept, plus the best on validation
+  config.progress_bar = True
+  return config
+
+
+# Fields a resumed run may change without making its checkpoints incompatible.
+RESUMABLE_CHANGES = ("data.raw_dir", "data.tfds_dir", "train.num_epochs",
+                     "train.eval_batch_size", "checkpoint.every_epochs", "checkpoint.keep",
+                     "progress_bar")
+
+
+def _require(ok: bool, field: str, message: str) -> None:
+  if not ok:
+    raise ConfigError(f"config field {field}: {message}")
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks every field jaxdigits reads; returns the config unchanged or raises ConfigError."""
+  known = defaults()
+  for section in ("data", "train", "checkpoint"):
+    _require(section in config, section, "missing section; start configs from "
+             "jaxdigits.config.defaults()")
+    unknown = sorted(set(config[section]) - set(known[section]))
+    _require(not unknown, f"{section}.{unknown[0] if unknown else ''}",
+             f"unknown field; {section} takes {sorted(known[section])}")
+  d, t, c = config.data, config.train, config.checkpoint
+  _require(isinstance(config.seed, int), "seed", f"must be an integer, got {config.seed!r}")
+  _require(d.dataset in DATASETS, "data.dataset",
+           f"unknown dataset {d.dataset!r}; choose one of {list(DATASETS)}")
+  _require(0 < d.validation_fraction < 1, "data.validation_fraction",
+           f"must be in (0, 1), got {d.validation_fraction!r}")
+  _require(isinstance(d.train_limit, int) and d.train_limit >= 0, "data.train_limit",
+           f"must be a non-negative integer (0 means all), got {d.train_limit!r}")
+  _require(isinstance(t.num_epochs, int) and t.num_epochs > 0, "train.num_epochs",
+           f"must be a positive integer, got {t.num_epochs!r}")
+  _require(isinstance(t.batch_size, int) and t.batch_size > 0, "train.batch_size",
+           f"must be a positive integer, got {t.batch_size!r}")
+  train_size = TRAIN_SIZES[d.dataset] - round(TRAIN_SIZES[d.dataset] * d.validation_fraction)
+  if d.train_limit:
+    train_size = min(train_size, d.train_limit)
+  _require(t.batch_size <= train_size, "train.batch_size",
+           f"{t.batch_size} is larger than the {d.dataset} train split ({train_size} examples "
+           f"after validation is held out); use a smaller batch")
+  _require(t.learning_rate > 0, "train.learning_rate", f"must be positive, got {t.learning_rate!r}")
+  _require(t.optimizer in OPTIMIZERS, "train.optimizer",
+           f"unknown optimizer {t.optimizer!r}; choose one of {list(OPTIMIZERS)}")
+  _require(t.schedule in SCHEDULES, "train.schedule",
+           f"unknown schedule {t.schedule!r}; choose one of {list(SCHEDULES)}")
+  _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+  _require(0 <= t.warmup_fraction < 1, "train.warmup_fraction", "must be in [0, 1)")
+  _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
+  _require(isinstance(t.max_shift, int) and t.max_shift >= 0, "train.max_shift",
+           "must be a non-negative integer")
+  _require(isinstance(t.steps_per_call, int) and t.steps_per_call > 0, "train.steps_per_call",
+           "must be a positive integer")
+  _require(isinstance(t.eval_batch_size, int) and t.eval_batch_size > 0, "train.eval_batch_size",
+           "must be a positive integer")
+  _require(isinstance(c.every_epochs, int) and c.every_epochs > 0, "checkpoint.every_epochs",
+           "must be a positive integer")
+  _require(isinstance(c.keep, int) and c.keep > 0, "checkpoint.keep", "must be a positive integer")
+  # The model registry names the bad model field itself.
+  from jaxdigits import models  # pylint: disable=g-import-not-at-top
+  try:
+    models.build(config.model)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  return config

@@ -1,0 +1,27 @@
+"""Model registry: ``config.model.name`` → a Flax module built from the other fields."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import ml_collections
+
+from jaxdigits.models.cnn import CNN
+
+REGISTRY: dict[str, type[nn.Module]] = {"cnn": CNN}
+
+
+def build(model: ml_collections.ConfigDict) -> nn.Module:
+  """Builds ``REGISTRY[model.name]`` with the remaining fields as its attributes."""
+  if model.name not in REGISTRY:
+    raise ValueError(f"config field model.name: unknown model {model.name!r}; "
+                     f"known: {sorted(REGISTRY)}")
+  cls = REGISTRY[model.name]
+  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  kwargs = {k: v for k, v in model.items() if k != "name"}
+  unknown = sorted(set(kwargs) - fields)
+  if unknown:
+    raise ValueError(f"config field model.{unknown[0]}: not an attribute of {cls.__name__}; "
+                     f"it takes {sorted(fields)}")
+  return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})

@@ -1,0 +1,55 @@
+"""Config validation: bad fields are refused before any work, naming the field."""
+
+import pytest
+
+from jaxdigits import config as config_lib
+from jaxdigits.config import ConfigError
+
+
+def _cnn():
+  import importlib.util
+  from conftest import REPO
+  spec = importlib.util.spec_from_file_location("cnn_config", REPO / "configs" / "cnn.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def test_shipped_configs_are_valid():
+  config_lib.validate(_cnn())
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("data.dataset", "kmnist", r"data\.dataset: unknown dataset 'kmnist'"),
+    ("model.name", "transformer", r"model\.name: unknown model 'transformer'"),
+    ("model.widths", (1, 2), r"model\.widths: not an attribute of CNN"),
+    ("train.batch_size", 0, r"train\.batch_size: must be a positive integer"),
+    ("train.batch_size", -8, r"train\.batch_size: must be a positive integer"),
+    ("train.batch_size", 60_000, r"train\.batch_size: 60000 is larger than the mnist train split"),
+    ("train.learning_rate", 0.0, r"train\.learning_rate: must be positive"),
+    ("train.learning_rate", -1e-3, r"train\.learning_rate: must be positive"),
+    ("train.num_epochs", 0, r"train\.num_epochs: must be a positive integer"),
+    ("train.optimizer", "lion", r"train\.optimizer: unknown optimizer 'lion'"),
+    ("data.validation_fraction", 1.0, r"data\.validation_fraction: must be in \(0, 1\)"),
+])
+def test_invalid_field_is_named(field, value, match):
+  config = _cnn()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ConfigError, match=match):
+    config_lib.validate(config)
+
+
+def test_batch_larger_than_a_limited_split_is_refused():
+  config = _cnn()
+  config.data.train_limit = 100
+  config.train.batch_size = 128
+  with pytest.raises(ConfigError, match=r"train\.batch_size: 128 is larger"):
+    config_lib.validate(config)
+
+
+def test_unknown_field_is_refused():
+  config = _cnn()
+  config.train.epochs = 3
+  with pytest.raises(ConfigError, match=r"train\.epochs: unknown field"):
+    config_lib.validate(config)
