@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
+import flax.linen as nn
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from jaxdigits import config as config_lib, models, state as state_lib
 from jaxdigits.config import RESUMABLE_CHANGES
 
 State = TypeVar("State")
@@ -48,19 +50,31 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 
 
 class Checkpoints:
-  """The checkpoints of one training run, in ``directory``."""
+  """The checkpoints of one training run, in ``directory``.
 
-  def __init__(self, directory: str | Path, config: ml_collections.ConfigDict):
+  With a ``config`` they can be written (and must have been made by a compatible config);
+  without one they are opened read-only.
+  """
+
+  def __init__(self, directory: str | Path, config: ml_collections.ConfigDict | None = None):
     self.directory = Path(directory).absolute()
-    self._config = config_to_json(config)
-    policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-        ocp.checkpoint_managers.LatestN(n=config.checkpoint.keep),
-        ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[_METRIC], n=1),
-    ])
-    self._manager = ocp.CheckpointManager(
-        self.directory, item_names=("state", "config"),
-        options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=True))
-    self._check_compatible()
+    if config is None:
+      if not self.directory.is_dir():
+        raise CheckpointError(f"no checkpoints at {self.directory}: pass a training workdir "
+                              f"or its checkpoints/ folder")
+      self._config = None
+      options = ocp.CheckpointManagerOptions(read_only=True)
+    else:
+      self._config = config_to_json(config)
+      options = ocp.CheckpointManagerOptions(create=True, preservation_policy=(
+          ocp.checkpoint_managers.AnyPreservationPolicy([
+              ocp.checkpoint_managers.LatestN(n=config.checkpoint.keep),
+              ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[_METRIC], n=1),
+          ])))
+    self._manager = ocp.CheckpointManager(self.directory, item_names=("state", "config"),
+                                          options=options)
+    if config is not None:
+      self._check_compatible()
 
   def _check_compatible(self) -> None:
     step = self._manager.latest_step()
@@ -93,7 +107,11 @@ class Checkpoints:
         state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self._config)))
 
   def restore(self, step: int, target: State) -> State:
-    """Restores ``step`` into the structure, shapes and shardings of ``target``."""
+    """Restores ``step`` into the structure, shapes and shardings of ``target``.
+
+    ``target`` may hold arrays or ``jax.ShapeDtypeStruct``s with shardings; the saved
+    device layout does not matter, so a checkpoint restores onto any device count.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self._manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
@@ -105,3 +123,32 @@ class Checkpoints:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def load_for_inference(directory: str | Path) -> tuple[ml_collections.ConfigDict, nn.Module,
+                                                        dict[str, Any]]:
+  """The best-on-validation variables of a run, on one device, with its config and model.
+
+  ``directory`` is a training workdir or its ``checkpoints/`` folder.
+  """
+  path = Path(directory)
+  if (path / "checkpoints").is_dir():
+    path = path / "checkpoints"
+  ckpts = Checkpoints(path)
+  try:
+    step = ckpts.best_step()
+    if step is None:
+      raise CheckpointError(f"{path} holds no finished checkpoint")
+    config = ml_collections.ConfigDict(ckpts.saved_config(step))
+    model = models.build(config.model)
+    tx = state_lib.make_optimizer(config.train, 1)
+    shape = config_lib.image_shape(config.data)
+    abstract = jax.eval_shape(
+        lambda: state_lib.create_train_state(jax.random.key(0), model, tx, shape))
+    one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=one_device), abstract)
+    restored = ckpts.restore(step, abstract)
+  finally:
+    ckpts.close()
+  return config, model, {"params": restored.params, "batch_stats": restored.batch_stats}

@@ -14,6 +14,7 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 # Split sizes of the official train split, to check a batch fits before loading anything.
 TRAIN_SIZES = {"mnist": 60_000, "usps": 7_291}
+IMAGE_SIZES = {"mnist": 28, "usps": 16}
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,12 @@ def defaults() -> ml_collections.ConfigDict:
   config.checkpoint.keep = 2  # the latest N checkpoints are kept, plus the best on validation
   config.progress_bar = True
   return config
+
+
+def image_shape(data: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """The model's input shape (H, W, 1) for ``config.data``."""
+  size = 28 if data.mnist_style else IMAGE_SIZES[data.dataset]
+  return (size, size, 1)
 
 
 # Fields a resumed run may change without making its checkpoints incompatible.

@@ -18,33 +18,7 @@ from flax.training import train_state
 from jaxdigits import checkpoints, config as config_lib, evaluate, models
 from jaxdigits.data import pipeline
 from jaxdigits.metrics_writer import MetricsWriter
-
-
-class TrainState(train_state.TrainState):
-  batch_stats: Any
-
-
-def make_optimizer(t: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """The optimizer and learning-rate schedule named by ``config.train``."""
-  if t.schedule == "onecycle":
-    lr = optax.cosine_onecycle_schedule(total_steps, t.learning_rate,
-                                        pct_start=max(t.warmup_fraction, 1e-3))
-  elif t.schedule == "cosine":
-    lr = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate,
-                                            int(t.warmup_fraction * total_steps), total_steps)
-  else:
-    lr = t.learning_rate
-  if t.optimizer == "adamw":
-    return optax.adamw(lr, weight_decay=t.weight_decay)
-  return optax.chain(optax.add_decayed_weights(t.weight_decay),
-                     optax.sgd(lr, momentum=t.momentum, nesterov=True))
-
-
-def create_train_state(key: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
-                       image_shape: tuple[int, ...]) -> TrainState:
-  variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
-  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                           batch_stats=variables.get("batch_stats", {}))
+from jaxdigits.state import TrainState, create_train_state, make_optimizer
 
 
 def random_shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:

@@ -136,3 +136,19 @@ def test_cli_reports_bad_config_in_one_line(data_env, tmp_path):
   assert result.returncode == 2
   assert "train.batch_size: must be a positive integer" in result.stderr.decode()
   assert "Traceback" not in result.stderr.decode()
+
+
+def test_load_for_inference_gives_the_reported_test_accuracy(reference, raw_dir, tfds_dir):
+  from jaxdigits import evaluate
+  from jaxdigits.data import pipeline
+  workdir, config, final = reference
+  loaded_config, model, variables = checkpoints.load_for_inference(workdir)
+  assert loaded_config.model.to_dict() == {**config.model.to_dict(), "features": [8, 16]}
+  test = pipeline.load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir))
+  logits = evaluate.predict_logits(model.apply, variables, test.images)
+  assert evaluate.accuracy(logits, test.labels) == final["test_accuracy"]
+
+
+def test_load_for_inference_refuses_a_folder_without_checkpoints(tmp_path):
+  with pytest.raises(CheckpointError, match="no checkpoints at"):
+    checkpoints.load_for_inference(tmp_path / "nothing")

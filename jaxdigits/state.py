@@ -1,0 +1,43 @@
+"""The training state: parameters, optimizer and batch statistics, built from a config.
+
+Kept apart from ``train`` so that loading a checkpoint for inference (evaluate, predict,
+demo) can rebuild the state's structure without importing the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax.training import train_state
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+
+
+def make_optimizer(t: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  """The optimizer and learning-rate schedule named by ``config.train``."""
+  if t.schedule == "onecycle":
+    lr = optax.cosine_onecycle_schedule(total_steps, t.learning_rate,
+                                        pct_start=max(t.warmup_fraction, 1e-3))
+  elif t.schedule == "cosine":
+    lr = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate,
+                                            int(t.warmup_fraction * total_steps), total_steps)
+  else:
+    lr = t.learning_rate
+  if t.optimizer == "adamw":
+    return optax.adamw(lr, weight_decay=t.weight_decay)
+  return optax.chain(optax.add_decayed_weights(t.weight_decay),
+                     optax.sgd(lr, momentum=t.momentum, nesterov=True))
+
+
+def create_train_state(key: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
+                       image_shape: tuple[int, ...]) -> TrainState:
+  variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                           batch_stats=variables.get("batch_stats", {}))
