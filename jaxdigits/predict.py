@@ -1,0 +1,161 @@
+"""The Predictor (parameters + apply + preprocessing) and the predict command line.
+
+``python -m jaxdigits.predict --checkpoint=PATH image.png [more.jpg ...] [--json]``
+
+One Predictor serves evaluation, prediction on user images and the demo, so all of them run
+the same jitted forward pass on the same preprocessing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from jaxdigits import checkpoints, config as config_lib, preprocess
+
+ApplyFn = Callable[..., jax.Array]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _logits(apply_fn: ApplyFn, variables: Any, images: jax.Array) -> jax.Array:
+  # uint8 → [0, 1] inside the jitted program, as in training (pipeline.normalize).
+  return apply_fn(variables, images.astype(jnp.float32) * (1.0 / 255.0), train=False)
+
+
+def batched_logits(apply_fn: ApplyFn, variables: Any, images: np.ndarray | jax.Array,
+                   batch_size: int = 1000) -> np.ndarray:
+  """Logits [N, classes] for uint8 images [N,H,W,1], in fixed-size jitted batches.
+
+  The last batch is padded to ``batch_size`` so one compiled program serves every split.
+  """
+  images = jnp.asarray(images)
+  n = images.shape[0]
+  batch_size = max(1, min(batch_size, n))
+  padded = -(-n // batch_size) * batch_size
+  if padded != n:
+    images = jnp.concatenate([images, jnp.zeros((padded - n, *images.shape[1:]), images.dtype)])
+  logits = [_logits(apply_fn, variables, images[i:i + batch_size])
+            for i in range(0, padded, batch_size)]
+  return np.asarray(jnp.concatenate(logits))[:n]
+
+
+def quiet_libraries() -> None:
+  """For the command lines: Orbax and tfds log routine notes (read-only checkpoint folder,
+  no OpenCV) as warnings, which would bury the one line per file users read."""
+  logging.set_verbosity(logging.ERROR)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+  file: str
+  digit: int
+  probability: float
+  top3: list[tuple[int, float]]
+
+  def to_json(self) -> dict[str, Any]:
+    return {"file": self.file, "digit": self.digit, "probability": self.probability,
+            "top3": [{"digit": d, "probability": p} for d, p in self.top3]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+  """A trained model ready for inference: config, Flax module and its variables."""
+
+  config: ml_collections.ConfigDict
+  model: nn.Module
+  variables: dict[str, Any]
+  batch_size: int = 1000
+
+  @classmethod
+  def load(cls, path: str | Path) -> Predictor:
+    """The best-on-validation checkpoint of a training workdir (or its checkpoints/ folder)."""
+    config, model, variables = checkpoints.load_for_inference(path)
+    return cls(config, model, variables)
+
+  @property
+  def input_shape(self) -> tuple[int, int, int]:
+    return config_lib.image_shape(self.config.data)
+
+  def logits(self, images: np.ndarray) -> np.ndarray:
+    """Logits for uint8 images [N,H,W,1] already in the model's input format."""
+    images = np.asarray(images)
+    if images.shape[1:] != self.input_shape:
+      raise ValueError(f"images of shape {images.shape[1:]} given to a model that reads "
+                       f"{self.input_shape}")
+    return batched_logits(self.model.apply, self.variables, images, self.batch_size)
+
+  def probabilities(self, images: np.ndarray) -> np.ndarray:
+    return np.asarray(jax.nn.softmax(self.logits(images), -1))
+
+  def prepare(self, source: preprocess.ImageSource) -> np.ndarray:
+    """Any digit image → the model's uint8 input [H,W,1] (see ``preprocess.to_mnist_style``)."""
+    if self.input_shape[:2] != (preprocess.MNIST_SIZE,) * 2:
+      raise ValueError(f"this model reads {self.input_shape[0]}x{self.input_shape[1]} "
+                       f"{self.config.data.dataset} digits as stored, not MNIST-style images; "
+                       f"train it with --config.data.mnist_style=True to predict on new images")
+    return preprocess.to_mnist_style(source)
+
+  def predict(self, sources: Sequence[preprocess.ImageSource], names: Sequence[str] | None = None
+              ) -> list[Prediction | preprocess.ImageError]:
+    """One Prediction per source, or the ImageError that source raised; others still run."""
+    names = list(names) if names is not None else [preprocess.source_name(s) for s in sources]
+    prepared: dict[int, np.ndarray] = {}
+    results: list[Prediction | preprocess.ImageError] = [None] * len(sources)  # type: ignore
+    for i, source in enumerate(sources):
+      try:
+        prepared[i] = self.prepare(source)
+      except preprocess.ImageError as e:
+        results[i] = e
+    if prepared:
+      probs = self.probabilities(np.stack(list(prepared.values())))
+      for i, p in zip(prepared, probs):
+        top = np.argsort(-p)[:3]
+        results[i] = Prediction(names[i], int(top[0]), float(p[top[0]]),
+                                [(int(d), float(p[d])) for d in top])
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  # argparse rather than absl flags: flags are process globals, and evaluate/report import
+  # this module, so defining flags here would clash with theirs.
+  parser = argparse.ArgumentParser(prog="python -m jaxdigits.predict",
+                                   description="Recognise the digit in each image file.")
+  parser.add_argument("--checkpoint", required=True,
+                      help="training workdir or its checkpoints/ folder")
+  parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+  parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+  args = parser.parse_args(argv)
+  quiet_libraries()
+  try:
+    predictor = Predictor.load(args.checkpoint)
+    results = predictor.predict(args.images)
+  except (checkpoints.CheckpointError, ValueError) as e:
+    print(f"jaxdigits.predict: error: {e}", file=sys.stderr)
+    return 2
+  failed = [r for r in results if isinstance(r, preprocess.ImageError)]
+  for error in failed:
+    print(f"jaxdigits.predict: error: {error}", file=sys.stderr)
+  ok = [r for r in results if isinstance(r, Prediction)]
+  if args.json:
+    print(json.dumps([r.to_json() for r in ok]))
+  else:
+    for r in ok:
+      top3 = "  ".join(f"{d}:{p:.3f}" for d, p in r.top3)
+      print(f"{r.file}: {r.digit} (p={r.probability:.3f})  top3 {top3}")
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

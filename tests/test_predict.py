@@ -1,0 +1,139 @@
+"""Prediction on new images: user-like drawings, the CLI, and every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from jaxdigits import predict, preprocess
+from jaxdigits.data import load_tfds
+from jaxdigits.predict import Prediction, Predictor
+from tiny_model import trained_workdir
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, raw_dir, tfds_dir):
+  return trained_workdir(tmp_path_factory, raw_dir, tfds_dir)
+
+
+@pytest.fixture(scope="module")
+def predictor(workdir):
+  return Predictor.load(workdir)
+
+
+@pytest.fixture(scope="module")
+def test_digits(raw_dir, tfds_dir):
+  return load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=300)
+
+
+def draw_on_canvas(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+  """A test digit as a user would draw it: dark ink, scaled up, somewhere on light paper."""
+  scale = rng.uniform(3, 9)
+  size = int(28 * scale)
+  ink = Image.fromarray(digit[..., 0]).resize((size, size), Image.Resampling.BILINEAR)
+  w, h = 600, 450
+  paper = rng.integers(215, 256)
+  canvas = np.full((h, w), paper, np.float32)
+  top, left = rng.integers(0, h - size), rng.integers(0, w - size)
+  canvas[top:top + size, left:left + size] -= np.asarray(ink, np.float32) * (paper / 255)
+  canvas += rng.normal(0, 3, canvas.shape)  # paper grain
+  grey = np.clip(canvas, 0, 255).astype(np.uint8)
+  return Image.fromarray(grey).convert(rng.choice(["L", "RGB", "RGBA"]))
+
+
+def test_drawn_digits_on_large_canvas_are_recognised(predictor, test_digits):
+  rng = np.random.default_rng(0)
+  drawings = [draw_on_canvas(d, rng) for d in test_digits.images]
+  results = predictor.predict(drawings)
+  assert all(isinstance(r, Prediction) for r in results)
+  correct = np.mean([r.digit == y for r, y in zip(results, test_digits.labels)])
+  assert correct >= 0.95, correct
+
+
+def test_dark_on_light_and_light_on_dark_give_the_same_input(test_digits):
+  digit = test_digits.images[0]
+  bright_on_black = preprocess.to_mnist_style(digit)
+  dark_on_white = preprocess.to_mnist_style(255 - digit[..., 0])
+  np.testing.assert_array_equal(bright_on_black, dark_on_white)
+  assert bright_on_black.shape == (28, 28, 1) and bright_on_black.dtype == np.uint8
+  # MNIST digits already sit in a 20x20 box centred by mass, so preprocessing gives them back
+  # up to a shift of at most one pixel (MNIST's centre of mass is near 14.0, ours 13.5).
+  shifted = min(np.abs(np.roll(bright_on_black.astype(int), (dy, dx), (0, 1)) - digit).mean()
+                for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+  assert shifted < 1.0  # of 255 grey levels, on average over the pixels
+
+
+def test_transparent_background_is_flattened_on_white(test_digits):
+  digit = test_digits.images[1][..., 0]
+  rgba = np.zeros((*digit.shape, 4), np.uint8)
+  rgba[..., 3] = digit  # black ink whose alpha is the stroke, on a transparent sheet
+  np.testing.assert_array_equal(preprocess.to_mnist_style(rgba),
+                                preprocess.to_mnist_style(255 - digit))
+
+
+def _files(tmp_path, test_digits):
+  rng = np.random.default_rng(1)
+  good = tmp_path / "seven.png"
+  draw_on_canvas(test_digits.images[0], rng).save(good)
+  jpeg = tmp_path / "two.jpg"
+  draw_on_canvas(test_digits.images[1], rng).convert("RGB").save(jpeg, quality=85)
+  text = tmp_path / "notes.png"
+  text.write_text("not an image\n")
+  buf = io.BytesIO()
+  draw_on_canvas(test_digits.images[2], rng).save(buf, format="PNG")
+  corrupt = tmp_path / "cut.png"
+  corrupt.write_bytes(buf.getvalue()[:len(buf.getvalue()) // 2])
+  blank = tmp_path / "blank.png"
+  Image.new("L", (200, 200), 250).save(blank)
+  missing = tmp_path / "missing.png"
+  return [good, text, jpeg, missing, corrupt, blank], {
+      text: "not an image", missing: "no such file", corrupt: "corrupt", blank: "blank"}
+
+
+def test_cli_predicts_good_files_and_names_each_bad_one(workdir, test_digits, tmp_path):
+  files, bad = _files(tmp_path, test_digits)
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "jaxdigits.predict", f"--checkpoint={workdir}", "--json",
+       *map(str, files)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      start_new_session=True)
+  try:
+    out, err = proc.communicate(timeout=180)
+  except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, signal.SIGKILL)  # a hung JAX process ignores SIGTERM
+    raise
+  assert proc.returncode == 1, err  # some files failed
+  predictions = json.loads(out)
+  assert [p["file"] for p in predictions] == [str(files[0]), str(files[2])]
+  labels = test_digits.labels
+  assert [p["digit"] for p in predictions] == [labels[0], labels[1]]
+  for p in predictions:
+    assert set(p) == {"file", "digit", "probability", "top3"}
+    assert p["top3"][0] == {"digit": p["digit"], "probability": p["probability"]}
+    assert [t["probability"] for t in p["top3"]] == sorted(
+        (t["probability"] for t in p["top3"]), reverse=True)
+  lines = [l for l in err.splitlines() if l.startswith("jaxdigits.predict: error:")]
+  assert len(lines) == len(bad), err
+  for path, reason in bad.items():
+    assert sum(str(path) in l and reason in l for l in lines) == 1, (path, reason, lines)
+
+
+def test_text_output_and_exit_code_zero_when_all_succeed(workdir, test_digits, tmp_path, capsys):
+  files, _ = _files(tmp_path, test_digits)
+  assert predict.main([f"--checkpoint={workdir}", str(files[0])]) == 0
+  line, = capsys.readouterr().out.splitlines()
+  assert line.startswith(f"{files[0]}: {test_digits.labels[0]} (p=") and "top3" in line
+
+
+def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
+  assert predict.main([f"--checkpoint={tmp_path / 'nope'}", "x.png"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "nope" in err[0]
