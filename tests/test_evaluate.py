@@ -1,0 +1,134 @@
+"""Evaluation on a small trained model: metrics agree with sklearn, every output is written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn import metrics as skm
+
+from jaxdigits import evaluate
+from jaxdigits.data import load_tfds
+from jaxdigits.predict import Predictor
+from tiny_model import trained_workdir
+
+OUTPUTS = ("metrics.json", "confusion_matrix.png", "confusion_matrix.txt", "misclassified.png",
+           "reliability.png")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, raw_dir, tfds_dir):
+  return trained_workdir(tmp_path_factory, raw_dir, tfds_dir)
+
+
+@pytest.fixture(scope="module")
+def mnist_eval(workdir, raw_dir, tfds_dir, tmp_path_factory):
+  """The tiny model evaluated on MNIST test, through the same function the CLI calls."""
+  out = tmp_path_factory.mktemp("mnist_eval")
+  metrics, folder = evaluate.evaluate_run(workdir, "mnist", "test", out_dir=out,
+                                          raw_dir=str(raw_dir), data_dir=str(tfds_dir))
+  assert folder == out
+  return metrics, out
+
+
+def test_metrics_equal_sklearn_on_the_same_predictions(workdir, mnist_eval, raw_dir, tfds_dir):
+  metrics, out = mnist_eval
+  assert json.loads((out / "metrics.json").read_text()) == metrics
+  test = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir))
+  logits = Predictor.load(workdir).logits(test.images).astype(np.float64)
+  probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  preds = probs.argmax(-1)
+  report = skm.classification_report(test.labels, preds, output_dict=True, digits=6)
+
+  assert metrics["examples"] == 10_000
+  assert metrics["accuracy"] == pytest.approx(skm.accuracy_score(test.labels, preds), abs=1e-12)
+  assert metrics["accuracy"] >= 0.9  # chance is 0.1: a trained model, not noise
+  for digit in map(str, range(10)):
+    for key in ("precision", "recall", "f1-score", "support"):
+      ours = metrics["per_class"][digit]["f1" if key == "f1-score" else key]
+      assert ours == pytest.approx(report[digit][key], abs=1e-9), (digit, key)
+  for avg in ("macro", "weighted"):
+    for key in ("precision", "recall"):
+      assert metrics[avg][key] == pytest.approx(report[f"{avg} avg"][key], abs=1e-9)
+    assert metrics[avg]["f1"] == pytest.approx(report[f"{avg} avg"]["f1-score"], abs=1e-9)
+  assert metrics["log_loss"] == pytest.approx(skm.log_loss(test.labels, probs), rel=1e-6)
+  np.testing.assert_array_equal(metrics["confusion_matrix"],
+                                skm.confusion_matrix(test.labels, preds))
+  assert metrics["errors"] == int((preds != test.labels).sum())
+
+
+def test_writes_every_output(mnist_eval):
+  metrics, out = mnist_eval
+  for name in OUTPUTS:
+    assert (out / name).stat().st_size > 0, name
+  for name in OUTPUTS:
+    if name.endswith(".png"):
+      with Image.open(out / name) as im:
+        assert im.format == "PNG" and min(im.size) >= 300, name
+  rows = (out / "confusion_matrix.txt").read_text().splitlines()
+  assert len(rows) == 11
+  assert [int(v) for v in rows[1].split()[1:]] == metrics["confusion_matrix"][0]
+
+
+def test_error_analysis_is_consistent(mnist_eval):
+  metrics, _ = mnist_eval
+  cm = np.array(metrics["confusion_matrix"])
+  pairs = metrics["confused_pairs"]
+  assert pairs, "a tiny model makes some mistakes"
+  assert all(cm[p["true"], p["predicted"]] == p["count"] and p["true"] != p["predicted"]
+             for p in pairs)
+  assert [p["count"] for p in pairs] == sorted((p["count"] for p in pairs), reverse=True)
+  off = cm - np.diag(np.diag(cm))
+  assert pairs[0]["count"] == off.max()
+  worst = metrics["worst_errors"]
+  assert len(worst) == min(evaluate.GALLERY_SIZE, metrics["errors"])
+  assert all(e["true"] != e["predicted"] and e["confidence"] > e["probability_of_true"]
+             for e in worst)
+  assert [e["confidence"] for e in worst] == sorted((e["confidence"] for e in worst), reverse=True)
+  assert 0 <= metrics["expected_calibration_error"] < 0.1
+  assert sum(b["count"] for b in metrics["reliability_bins"]) == 10_000
+
+
+def test_expected_calibration_error_by_hand():
+  # Two bins used: confidence 0.95 (2 of 2 right) and 0.6 (1 of 2 right).
+  probs = np.array([[0.95, 0.05], [0.05, 0.95], [0.6, 0.4], [0.6, 0.4]])
+  labels = np.array([0, 1, 0, 1])
+  ece, bins = evaluate.reliability(probs, labels, num_bins=10)
+  assert ece == pytest.approx(0.5 * abs(1.0 - 0.95) + 0.5 * abs(0.5 - 0.6))
+  assert [(b["low"], b["count"], b["accuracy"]) for b in bins] == [
+      (pytest.approx(0.5), 2, 0.5), (pytest.approx(0.9), 2, 1.0)]
+
+
+def test_confused_pairs_order_and_share():
+  cm = np.array([[5, 3, 0], [1, 5, 0], [0, 4, 5]])
+  pairs = evaluate.confused_pairs(cm, top=5)
+  assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [(2, 1, 4), (0, 1, 3),
+                                                                      (1, 0, 1)]
+  assert pairs[0]["share_of_errors"] == pytest.approx(0.5)
+
+
+def test_padding_the_last_batch_does_not_change_logits(workdir, raw_dir, tfds_dir):
+  predictor = Predictor.load(workdir)
+  images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
+                     stop=23).images
+  whole = evaluate.predict_logits(predictor.model.apply, predictor.variables, images, 1000)
+  chunked = evaluate.predict_logits(predictor.model.apply, predictor.variables, images, 10)
+  np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
+  assert evaluate.accuracy(whole, np.argmax(whole, -1)) == 1.0
+
+
+def test_cross_dataset_usps_on_mnist_model(workdir, raw_dir, tfds_dir, tmp_path):
+  metrics, _ = evaluate.evaluate_run(workdir, "usps", "test", out_dir=tmp_path,
+                                     raw_dir=str(raw_dir), data_dir=str(tfds_dir))
+  assert metrics["cross_dataset"] and metrics["trained_on"] == "mnist"
+  assert metrics["examples"] == 2007 and metrics["input_shape"] == [28, 28, 1]
+  # Resized MNIST-style, USPS is readable by an MNIST model: far above chance.
+  assert metrics["accuracy"] > 0.5
+
+
+def test_cli_bad_workdir_is_one_line_error(tmp_path, capsys):
+  assert evaluate.main([f"--workdir={tmp_path / 'missing'}"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "missing" in err[0] and "workdir" in err[0]
