@@ -54,6 +54,17 @@ def defaults() -> ml_collections.ConfigDict:
   config.train.steps_per_call = 4
   config.train.eval_batch_size = 1000
 
+  config.parallel = ml_collections.ConfigDict()
+  # auto: 'sharded' (jit over a device mesh) with several devices, else 'single'.
+  config.parallel.strategy = "auto"
+  # Multi-host: join a jax.distributed run. Unset fields come from JAX_COORDINATOR_ADDRESS,
+  # JAX_NUM_PROCESSES, JAX_PROCESS_ID, or JAX's SLURM / Cloud TPU auto-detection.
+  config.parallel.distributed = False
+  config.parallel.coordinator_address = config_dict.placeholder(str)
+  config.parallel.num_processes = config_dict.placeholder(int)
+  config.parallel.process_id = config_dict.placeholder(int)
+  config.parallel.init_timeout_seconds = 120
+
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_epochs = 1
   config.checkpoint.keep = 2  # the latest N checkpoints are kept, plus the best on validation
@@ -68,9 +79,13 @@ def image_shape(data: ml_collections.ConfigDict) -> tuple[int, int, int]:
 
 
 # Fields a resumed run may change without making its checkpoints incompatible.
+# The parallel layout may change too: checkpoints restore onto any device count.
 RESUMABLE_CHANGES = ("data.raw_dir", "data.tfds_dir", "train.num_epochs",
                      "train.eval_batch_size", "checkpoint.every_epochs", "checkpoint.keep",
-                     "progress_bar")
+                     "progress_bar", "parallel.strategy", "parallel.distributed",
+                     "parallel.coordinator_address", "parallel.num_processes",
+                     "parallel.process_id", "parallel.init_timeout_seconds")
+STRATEGIES = ("auto", "single", "pmap", "sharded")
 
 
 def _require(ok: bool, field: str, message: str) -> None:
@@ -81,7 +96,7 @@ def _require(ok: bool, field: str, message: str) -> None:
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks every field jaxdigits reads; returns the config unchanged or raises ConfigError."""
   known = defaults()
-  for section in ("data", "train", "checkpoint"):
+  for section in ("data", "train", "parallel", "checkpoint"):
     _require(section in config, section, "missing section; start configs from "
              "jaxdigits.config.defaults()")
     unknown = sorted(set(config[section]) - set(known[section]))
@@ -119,6 +134,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
            "must be a positive integer")
   _require(isinstance(t.eval_batch_size, int) and t.eval_batch_size > 0, "train.eval_batch_size",
            "must be a positive integer")
+  p = config.parallel
+  _require(p.strategy in STRATEGIES, "parallel.strategy",
+           f"unknown strategy {p.strategy!r}; choose one of {list(STRATEGIES)}")
+  _require(isinstance(p.init_timeout_seconds, int) and p.init_timeout_seconds > 0,
+           "parallel.init_timeout_seconds", "must be a positive integer")
   _require(isinstance(c.every_epochs, int) and c.every_epochs > 0, "checkpoint.every_epochs",
            "must be a positive integer")
   _require(isinstance(c.keep, int) and c.keep > 0, "checkpoint.keep", "must be a positive integer")

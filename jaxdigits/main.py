@@ -8,7 +8,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxdigits import checkpoints, config, train
+from jaxdigits import checkpoints, config, parallel, train
 from jaxdigits.data import DataError
 
 FLAGS = flags.FLAGS
@@ -24,7 +24,8 @@ def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.WARNING)
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (config.ConfigError, DataError, checkpoints.CheckpointError) as e:
+  except (config.ConfigError, DataError, checkpoints.CheckpointError,
+          parallel.DistributedError) as e:
     # A user error: one clear line, not a traceback.
     print(f"jaxdigits: error: {e}", file=sys.stderr)
     sys.exit(2)

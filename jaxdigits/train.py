@@ -7,37 +7,51 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax.training import train_state
 
-from jaxdigits import checkpoints, config as config_lib, evaluate, models
+from jaxdigits import checkpoints, config as config_lib, evaluate, models, parallel
 from jaxdigits.data import pipeline
 from jaxdigits.metrics_writer import MetricsWriter
 from jaxdigits.state import TrainState, create_train_state, make_optimizer
 
 
-def random_shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
-  """Translates each image by up to ``max_shift`` pixels (zero fill)."""
+def random_shift(key: jax.Array, images: jax.Array, max_shift: int,
+                 axis_name: str | None = None) -> jax.Array:
+  """Translates each image by up to ``max_shift`` pixels (zero fill).
+
+  Offsets are drawn for the global batch; under pmap each device takes its rows, so every
+  strategy shifts every example alike.
+  """
   b, h, w, _ = images.shape
   m = max_shift
+  if axis_name is None:
+    offsets = jax.random.randint(key, (b, 2), 0, 2 * m + 1)
+  else:
+    offsets = jax.random.randint(key, (b * jax.lax.axis_size(axis_name), 2), 0, 2 * m + 1)
+    offsets = jax.lax.dynamic_slice_in_dim(offsets, jax.lax.axis_index(axis_name) * b, b)
   padded = jnp.pad(images, ((0, 0), (m, m), (m, m), (0, 0)))
-  offsets = jax.random.randint(key, (b, 2), 0, 2 * m + 1)
   crop = lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1]))
   return jax.vmap(crop)(padded, offsets)
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax.Array, *,
-               max_shift: int, label_smoothing: float) -> tuple[TrainState, jax.Array]:
-  """One SGD step on a uint8 batch; returns the new state and [loss_sum, correct]."""
+               max_shift: int, label_smoothing: float,
+               axis_name: str | None = None) -> tuple[TrainState, jax.Array]:
+  """One optimizer step on a uint8 batch; returns the new state and [loss_sum, correct].
+
+  With ``axis_name`` (pmap) the batch is this device's shard: gradients are averaged and
+  metric sums added over the axis.
+  """
   aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
   x = pipeline.normalize(images)
   if max_shift:
-    x = random_shift(aug_key, x, max_shift)
+    x = random_shift(aug_key, x, max_shift, axis_name)
+  if axis_name is not None:  # one dropout stream per device, not the same mask everywhere
+    dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
   targets = optax.smooth_labels(jax.nn.one_hot(labels, 10), label_smoothing)
 
   def loss_fn(params):
@@ -47,21 +61,26 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax
     return optax.softmax_cross_entropy(logits, targets).mean(), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  correct = jnp.sum(jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  sums = jnp.stack([loss * labels.shape[0], correct])
+  if axis_name is not None:
+    grads = jax.lax.pmean(grads, axis_name)
+    sums = jax.lax.psum(sums, axis_name)
   state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-  correct = jnp.sum(jnp.argmax(logits, -1) == labels)
-  return state, jnp.stack([loss * labels.shape[0], correct.astype(jnp.float32)])
+  return state, sums
 
 
-def make_train_steps(num_steps: int, *, max_shift: int, label_smoothing: float) -> Callable:
-  """A jitted function running ``num_steps`` train steps, unrolled, on device-resident data.
+def train_steps(num_steps: int, *, max_shift: int, label_smoothing: float,
+                axis_name: str | None = None) -> Callable:
+  """``num_steps`` train steps, unrolled, on device-resident data (not yet compiled).
 
   (state, images, labels, indices [num_steps, batch], key) → (state, [loss_sum, correct]).
   Unrolled rather than a ``lax.scan``: XLA:CPU ran convolution gradients inside while
-  loops ~11x slower, while chunks of unrolled steps run at full speed and cut dispatch.
+  loops ~9x slower (benchmarks/input_pipeline.py), while unrolled steps run at full speed.
   """
-  step = functools.partial(train_step, max_shift=max_shift, label_smoothing=label_smoothing)
+  step = functools.partial(train_step, max_shift=max_shift, label_smoothing=label_smoothing,
+                           axis_name=axis_name)
 
-  @functools.partial(jax.jit, donate_argnums=0)
   def run(state, images, labels, indices, key):
     totals = jnp.zeros(2)
     for i in range(num_steps):
@@ -79,26 +98,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   checkpoint. The test split is evaluated once, on the checkpoint best on validation.
   """
   config = config_lib.validate(config)
+  parallel.initialize_distributed(config.parallel)
+  strategy = parallel.make_strategy(config)
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   ckpts = checkpoints.Checkpoints(workdir / "checkpoints", config)
   t = config.train
 
   splits = pipeline.load_splits(config.data)
-  model = models.build(config.model)
+  model = parallel.adapt_model(models.build(config.model), strategy)
   steps_per_epoch = len(splits.train) // t.batch_size
   total_steps = steps_per_epoch * t.num_epochs
   init_key, data_key, step_key = jax.random.split(jax.random.key(config.seed), 3)
-  state = create_train_state(init_key, model, make_optimizer(t, total_steps),
-                             splits.train.images.shape[1:])
+  state = strategy.place_state(create_train_state(
+      init_key, model, make_optimizer(t, total_steps), splits.train.images.shape[1:]))
   start_epoch = ckpts.latest_step() or 0
   if start_epoch:
-    state = ckpts.restore(start_epoch, state)
+    state = strategy.from_checkpoint(
+        ckpts.restore(start_epoch, strategy.checkpoint_view(state)))
 
-  images, labels = pipeline.to_device(splits.train)
-  opts = dict(max_shift=t.max_shift, label_smoothing=t.label_smoothing)
+  images, labels = strategy.place_data(splits.train.images, splits.train.labels)
+  axis = parallel.AXIS if strategy.name == "pmap" else None
+  opts = dict(max_shift=t.max_shift, label_smoothing=t.label_smoothing, axis_name=axis)
   chunk = min(t.steps_per_call, steps_per_epoch)
-  run_chunk, run_one = make_train_steps(chunk, **opts), make_train_steps(1, **opts)
+  run_chunk = strategy.compile(train_steps(chunk, **opts))
+  run_one = strategy.compile(train_steps(1, **opts))
   variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}
   writer = MetricsWriter(workdir, total_steps=total_steps,
                          initial_step=min(start_epoch, t.num_epochs) * steps_per_epoch,
@@ -108,42 +132,47 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
       start = time.perf_counter()
       indices = pipeline.epoch_indices(jax.random.fold_in(data_key, epoch), len(splits.train),
                                        t.batch_size)
-      totals = jnp.zeros(2)
-      for i in range(0, steps_per_epoch - chunk + 1, chunk):
-        state, sums = run_chunk(state, images, labels, indices[i:i + chunk], step_key)
+      totals = np.zeros(2)
+      # Whole chunks, then single steps for the remainder: two compiled programs in all.
+      plan = [(i, chunk) for i in range(0, steps_per_epoch - chunk + 1, chunk)]
+      plan += [(i, 1) for i in range(len(plan) * chunk, steps_per_epoch)]
+      for i, n in plan:
+        run = run_chunk if n == chunk else run_one
+        state, sums = run(state, images, labels, strategy.place_indices(indices[i:i + n]),
+                          step_key)
+        # Reading the sums blocks on each call: it bounds the work in flight (many
+        # undispatched collective steps have deadlocked XLA:CPU) and keeps the ETA honest.
+        sums = strategy.total(sums)
         totals += sums
-        # Blocking per call bounds the work in flight and makes the ETA honest.
-        writer.advance(chunk, loss=float(sums[0]) / (chunk * t.batch_size))
-      for i in range(steps_per_epoch - steps_per_epoch % chunk, steps_per_epoch):
-        state, sums = run_one(state, images, labels, indices[i:i + 1], step_key)
-        totals += sums
-        writer.advance(1)
-      loss_sum, correct = np.asarray(totals)
+        writer.advance(n, loss=float(sums[0]) / (n * t.batch_size))
       seen = steps_per_epoch * t.batch_size
       train_seconds = time.perf_counter() - start
       val_acc = evaluate.accuracy(
-          evaluate.predict_logits(state.apply_fn, variables(state), splits.validation.images,
-                                  t.eval_batch_size), splits.validation.labels)
-      record = {"epoch": epoch + 1, "train_loss": float(loss_sum / seen),
-                "train_accuracy": float(correct / seen), "val_accuracy": val_acc,
+          evaluate.predict_logits(model.apply, variables(strategy.unreplicate(state)),
+                                  splits.validation.images, t.eval_batch_size),
+          splits.validation.labels)
+      record = {"epoch": epoch + 1, "train_loss": float(totals[0] / seen),
+                "train_accuracy": float(totals[1] / seen), "val_accuracy": val_acc,
                 "epoch_seconds": train_seconds, "images_per_second": seen / train_seconds}
-      writer.write(int(state.step), record)
+      writer.write(epoch * steps_per_epoch + steps_per_epoch, record)
       if (epoch + 1) % config.checkpoint.every_epochs == 0 or epoch + 1 == t.num_epochs:
-        ckpts.save(epoch + 1, state, {"val_accuracy": val_acc})
+        ckpts.save(epoch + 1, strategy.checkpoint_view(state), {"val_accuracy": val_acc})
     ckpts.wait()
 
     best = ckpts.best_step()
-    best_state = ckpts.restore(best, state) if best is not None else state
-    val_logits = evaluate.predict_logits(best_state.apply_fn, variables(best_state),
-                                         splits.validation.images, t.eval_batch_size)
-    test_logits = evaluate.predict_logits(best_state.apply_fn, variables(best_state),
-                                          splits.test.images, t.eval_batch_size)
-    final = {"best_epoch": best, "val_accuracy": evaluate.accuracy(val_logits,
-                                                                    splits.validation.labels),
-             "test_accuracy": evaluate.accuracy(test_logits, splits.test.labels),
+    if best is not None:
+      state = strategy.from_checkpoint(ckpts.restore(best, strategy.checkpoint_view(state)))
+    best_vars = variables(strategy.unreplicate(state))
+    predict = lambda split: evaluate.predict_logits(model.apply, best_vars, split.images,
+                                                    t.eval_batch_size)
+    final = {"best_epoch": best,
+             "val_accuracy": evaluate.accuracy(predict(splits.validation),
+                                               splits.validation.labels),
+             "test_accuracy": evaluate.accuracy(predict(splits.test), splits.test.labels),
              "train_examples": len(splits.train), "validation_examples": len(splits.validation),
-             "test_examples": len(splits.test)}
-    writer.write(int(state.step), final)
+             "test_examples": len(splits.test), "strategy": strategy.name,
+             "devices": strategy.num_devices, "processes": jax.process_count()}
+    writer.write(total_steps, final)
   finally:
     writer.close()
     ckpts.close()

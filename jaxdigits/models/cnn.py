@@ -15,19 +15,6 @@ def _pool(x: jax.Array) -> jax.Array:
   return x[:, :h // 2 * 2, :w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
-class PatchConv(nn.Module):
-  """3x3 SAME convolution as nine shifted slices and one matmul."""
-  features: int
-  use_bias: bool = False
-
-  @nn.compact
-  def __call__(self, x):
-    h, w = x.shape[1:3]
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    cols = jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], -1)
-    return nn.Dense(self.features, use_bias=self.use_bias)(cols)
-
-
 class CNN(nn.Module):
   """conv-BN-ReLU blocks, each followed by a 2x2 max-pool, then a dense head."""
 
@@ -36,14 +23,15 @@ class CNN(nn.Module):
   dense: int = 256
   dropout: float = 0.0
   num_classes: int = 10
-  patch_conv: bool = False
+  bn_axis_name: str | None = None  # set by the pmap strategy: statistics over all devices
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     for f in self.features:
       for _ in range(self.convs_per_block):
-        x = PatchConv(f)(x) if self.patch_conv else nn.Conv(f, (3, 3), use_bias=False)(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        x = nn.Conv(f, (3, 3), use_bias=False)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                         axis_name=self.bn_axis_name if train else None)(x)
         x = nn.relu(x)
       x = _pool(x)
     x = x.reshape(x.shape[0], -1)
