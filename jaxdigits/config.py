@@ -6,6 +6,10 @@ Config files in ``configs/`` start from ``defaults()`` and change what their rec
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -70,6 +74,16 @@ def defaults() -> ml_collections.ConfigDict:
   config.checkpoint.keep = 2  # the latest N checkpoints are kept, plus the best on validation
   config.progress_bar = True
   return config
+
+
+def load_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """``get_config()`` of a config file, as ``--config=path`` would load it."""
+  spec = importlib.util.spec_from_file_location(f"jaxdigits_config_{Path(path).stem}", path)
+  if spec is None or not Path(path).is_file():
+    raise ConfigError(f"config file {path} does not exist")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
 
 def image_shape(data: ml_collections.ConfigDict) -> tuple[int, int, int]:

@@ -2,21 +2,23 @@
 
 import pytest
 
+from conftest import REPO
 from jaxdigits import config as config_lib
 from jaxdigits.config import ConfigError
 
 
 def _cnn():
-  import importlib.util
-  from conftest import REPO
-  spec = importlib.util.spec_from_file_location("cnn_config", REPO / "configs" / "cnn.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_lib.load_file(REPO / "configs" / "cnn.py")
 
 
-def test_shipped_configs_are_valid():
-  config_lib.validate(_cnn())
+@pytest.mark.parametrize("name", ["cnn.py", "usps_cnn.py"])
+def test_shipped_configs_are_valid(name):
+  config_lib.validate(config_lib.load_file(REPO / "configs" / name))
+
+
+def test_missing_config_file_is_named():
+  with pytest.raises(ConfigError, match="config file .*nope.py does not exist"):
+    config_lib.load_file(REPO / "configs" / "nope.py")
 
 
 @pytest.mark.parametrize("field, value, match", [
