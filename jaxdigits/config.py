@@ -159,7 +159,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # The model registry names the bad model field itself.
   from jaxdigits import models  # pylint: disable=g-import-not-at-top
   try:
-    models.build(config.model)
+    models.check(config.model)
   except ValueError as e:
     raise ConfigError(str(e)) from e
   return config

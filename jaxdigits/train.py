@@ -98,6 +98,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   checkpoint. The test split is evaluated once, on the checkpoint best on validation.
   """
   config = config_lib.validate(config)
+  if config.model.name in models.CLASSIC:
+    from jaxdigits import classic  # pylint: disable=g-import-not-at-top
+    return classic.fit_and_evaluate(config, workdir)
   parallel.initialize_distributed(config.parallel)
   strategy = parallel.make_strategy(config)
   workdir = Path(workdir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import flax.linen as nn
 import ml_collections
@@ -10,13 +11,24 @@ import ml_collections
 from jaxdigits.models.cnn import CNN
 
 REGISTRY: dict[str, type[nn.Module]] = {"cnn": CNN}
+# Classic (non-gradient) models: name → their module's config checker; they are fitted by
+# ``jaxdigits.classic.fit_and_evaluate`` instead of the SGD trainer.
+CLASSIC: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
+
+
+def check(model: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the bad ``model.*`` field, for Flax and classic models alike."""
+  if model.name in CLASSIC:
+    CLASSIC[model.name](model)
+  else:
+    build(model)
 
 
 def build(model: ml_collections.ConfigDict) -> nn.Module:
   """Builds ``REGISTRY[model.name]`` with the remaining fields as its attributes."""
   if model.name not in REGISTRY:
     raise ValueError(f"config field model.name: unknown model {model.name!r}; "
-                     f"known: {sorted(REGISTRY)}")
+                     f"known: {sorted({*REGISTRY, *CLASSIC})}")
   cls = REGISTRY[model.name]
   fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
   kwargs = {k: v for k, v in model.items() if k != "name"}
