@@ -137,3 +137,16 @@ def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
   assert predict.main([f"--checkpoint={tmp_path / 'nope'}", "x.png"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "nope" in err[0]
+
+
+def test_noisy_paper_does_not_shrink_the_digit(test_digits):
+  # Grain with sigma 4 on a 600x450 sheet has a few pixels 16+ levels off; a crop that
+  # kept them would shrink the digit to a corner of the 20x20 box.
+  digit = np.asarray(Image.fromarray(255 - test_digits.images[0][..., 0]).resize((150, 150)))
+  clean = np.full((450, 600), 255.0)
+  clean[100:250, 300:450] = digit
+  noisy = clean + np.random.default_rng(0).normal(0, 4, clean.shape)
+  assert (np.abs(noisy - clean) > 16).sum() >= 1
+  a = preprocess.to_mnist_style(clean.astype(np.uint8)).astype(int)
+  b = preprocess.to_mnist_style(np.clip(noisy, 0, 255).astype(np.uint8)).astype(int)
+  assert np.abs(a - b).mean() < 5
