@@ -76,7 +76,7 @@ class Predictor:
   config: ml_collections.ConfigDict
   model: nn.Module
   variables: dict[str, Any]
-  batch_size: int = 1000
+  batch_size: int = 500  # fastest on a 2-core CPU: benchmarks/evaluate_speed.py
 
   @classmethod
   def load(cls, path: str | Path) -> Predictor:
