@@ -66,7 +66,10 @@ class Checkpoints:
       options = ocp.CheckpointManagerOptions(read_only=True)
     else:
       self._config = config_to_json(config)
-      options = ocp.CheckpointManagerOptions(create=True, preservation_policy=(
+      # best_fn makes Orbax write each step's metrics to disk (read back by best_step);
+      # which checkpoints survive is decided by the preservation policy alone.
+      options = ocp.CheckpointManagerOptions(
+          create=True, best_fn=lambda m: m[_METRIC], preservation_policy=(
           ocp.checkpoint_managers.AnyPreservationPolicy([
               ocp.checkpoint_managers.LatestN(n=config.checkpoint.keep),
               ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[_METRIC], n=1),
@@ -95,12 +98,16 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def metrics(self, step: int) -> dict[str, float]:
+    """The metrics saved with ``step`` (empty if none)."""
+    return dict(self._manager.metrics(step) or {})
+
   def best_step(self) -> int | None:
     """The step with the highest validation accuracy (the later one on a tie)."""
     steps = self._manager.all_steps()
     if not steps:
       return None
-    return max(steps, key=lambda s: ((self._manager.metrics(s) or {}).get(_METRIC, -1.0), s))
+    return max(steps, key=lambda s: (self.metrics(s).get(_METRIC, -1.0), s))
 
   def save(self, step: int, state: Any, metrics: dict[str, float]) -> None:
     self._manager.save(step, metrics=metrics, args=ocp.args.Composite(

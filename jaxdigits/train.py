@@ -39,12 +39,13 @@ def random_shift(key: jax.Array, images: jax.Array, max_shift: int,
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax.Array, *,
-               max_shift: int, label_smoothing: float,
-               axis_name: str | None = None) -> tuple[TrainState, jax.Array]:
+               max_shift: int, label_smoothing: float, axis_name: str | None = None,
+               tx: optax.GradientTransformation | None = None) -> tuple[TrainState, jax.Array]:
   """One optimizer step on a uint8 batch; returns the new state and [loss_sum, correct].
 
   With ``axis_name`` (pmap) the batch is this device's shard: gradients are averaged and
-  metric sums added over the axis.
+  metric sums added over the axis. ``tx`` replaces ``state.tx``: vmapped sweeps build it
+  from traced hyperparameters.
   """
   aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
   x = pipeline.normalize(images)
@@ -66,7 +67,10 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     sums = jax.lax.psum(sums, axis_name)
-  state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+  tx = state.tx if tx is None else tx
+  param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
+                        opt_state=opt_state, batch_stats=updates["batch_stats"])
   return state, sums
 
 
@@ -81,21 +85,23 @@ def train_steps(num_steps: int, *, max_shift: int, label_smoothing: float,
   step = functools.partial(train_step, max_shift=max_shift, label_smoothing=label_smoothing,
                            axis_name=axis_name)
 
-  def run(state, images, labels, indices, key):
+  def run(state, images, labels, indices, key, tx=None):
     totals = jnp.zeros(2)
     for i in range(num_steps):
-      state, sums = step(state, images[indices[i]], labels[indices[i]], key)
+      state, sums = step(state, images[indices[i]], labels[indices[i]], key, tx=tx)
       totals += sums
     return state, totals
 
   return run
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
+                       evaluate_test: bool = True) -> dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming what is there) and returns the final metrics.
 
   Each epoch ends with validation accuracy and, every ``checkpoint.every_epochs``, a
-  checkpoint. The test split is evaluated once, on the checkpoint best on validation.
+  checkpoint. The test split is evaluated once, on the checkpoint best on validation, and
+  not at all with ``evaluate_test=False`` (sweep trials: selection must never see test).
   """
   config = config_lib.validate(config)
   if config.model.name in models.CLASSIC:
@@ -171,10 +177,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     final = {"best_epoch": best,
              "val_accuracy": evaluate.accuracy(predict(splits.validation),
                                                splits.validation.labels),
-             "test_accuracy": evaluate.accuracy(predict(splits.test), splits.test.labels),
              "train_examples": len(splits.train), "validation_examples": len(splits.validation),
              "test_examples": len(splits.test), "strategy": strategy.name,
              "devices": strategy.num_devices, "processes": jax.process_count()}
+    if evaluate_test:
+      final["test_accuracy"] = evaluate.accuracy(predict(splits.test), splits.test.labels)
     writer.write(total_steps, final)
   finally:
     writer.close()

@@ -1,0 +1,24 @@
+"""Checkpoints keep the latest N plus the best on validation, and know which is best."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdigits import checkpoints, config as config_lib
+
+
+def test_keeps_latest_and_best_and_reports_the_best(tmp_path):
+  config = config_lib.defaults()
+  config.model.name = "cnn"
+  config.checkpoint.keep = 1
+  ckpts = checkpoints.Checkpoints(tmp_path, config)
+  for step, val in [(1, 0.5), (2, 0.9), (3, 0.7), (4, 0.6)]:
+    ckpts.save(step, {"w": jnp.full(3, float(step))}, {"val_accuracy": val})
+  ckpts.wait()
+  assert ckpts.best_step() == 2
+  ckpts.close()
+  reopened = checkpoints.Checkpoints(tmp_path)  # read-only, as inference opens it
+  assert reopened.best_step() == 2
+  assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 4]
+  restored = reopened.restore(2, {"w": jnp.zeros(3)})
+  np.testing.assert_array_equal(restored["w"], [2.0, 2.0, 2.0])
+  reopened.close()

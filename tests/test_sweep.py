@@ -1,0 +1,143 @@
+"""Sweeps: expansion and refusals, vmapped trials equal to lone runs, selection on validation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO
+from jaxdigits import checkpoints, sweep, train
+from jaxdigits.sweep import SweepError
+from parallel_worker import small_config
+
+GRID = {"method": "grid", "parameters": {"train.learning_rate": [1e-3, 3e-3],
+                                         "train.weight_decay": [0.0, 1e-3, 1e-2]}}
+
+
+def test_grid_expands_to_the_product():
+  trials = sweep.expand(GRID, small_config("single", 1))
+  assert len(trials) == 6 and trials[0] == {"train.learning_rate": 1e-3, "train.weight_decay": 0.0}
+
+
+def test_random_search_is_seeded_and_within_bounds():
+  spec = {"method": "random", "num_trials": 50, "seed": 3, "parameters": {
+      "train.learning_rate": {"distribution": "log_uniform", "min": 1e-4, "max": 1e-2},
+      "model.dropout": {"distribution": "uniform", "min": 0.0, "max": 0.5},
+      "train.batch_size": {"distribution": "choice", "values": [32, 64]}}}
+  base = small_config("single", 1)
+  a, b = sweep.expand(spec, base), sweep.expand(spec, base)
+  assert a == b and len(a) == 50
+  lrs = np.array([t["train.learning_rate"] for t in a])
+  assert lrs.min() >= 1e-4 and lrs.max() <= 1e-2 and np.median(np.log10(lrs)) == pytest.approx(-3, abs=0.5)
+  assert {t["train.batch_size"] for t in a} == {32, 64}
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"method": "grid", "parameters": {"train.lr": [1e-3]}}, r"train\.lr: no such config field"),
+    ({"method": "grid", "parameters": {"train.learning_rate": []}}, "non-empty list"),
+    ({"method": "grid", "parameters": {}}, "no parameters"),
+    ({"method": "bayes", "parameters": {"train.learning_rate": [1]}}, "'grid' or 'random'"),
+    ({"method": "random", "num_trials": 4, "parameters": {"train.learning_rate": {
+        "distribution": "log_uniform", "min": 0.0, "max": 1e-2}}}, "log_uniform needs min > 0"),
+    ({"method": "random", "num_trials": 4, "parameters": {"model.dropout": {
+        "distribution": "uniform", "min": 0.5, "max": 0.1}}}, "min < max"),
+    ({"method": "random", "num_trials": 0, "parameters": {"model.dropout": {
+        "distribution": "uniform", "min": 0.0, "max": 0.1}}}, "num_trials > 0"),
+    ({"method": "grid", "parameters": {"train.learning_rate": [1e-3, -1.0]}},
+     r"train\.learning_rate: must be positive"),
+])
+def test_bad_sweeps_are_refused_before_any_trial(spec, match, tmp_path):
+  with pytest.raises(SweepError, match=match):
+    sweep.run_sweep(small_config("single", 1), spec, tmp_path / "s")
+  assert not (tmp_path / "s").exists()
+
+
+def test_trials_group_by_everything_but_numeric_hyperparameters():
+  base = small_config("single", 1)
+  trials = [{"train.learning_rate": 1e-3, "train.batch_size": 32},
+            {"train.learning_rate": 3e-3, "train.batch_size": 32},
+            {"train.learning_rate": 1e-3, "train.batch_size": 64}]
+  configs = [sweep.trial_config(base, t) for t in trials]
+  assert sweep.group_trials(configs) == [[0, 1], [2]]
+
+
+def _params(workdir, config):
+  ckpts = checkpoints.Checkpoints(workdir / "checkpoints", config)
+  model = __import__("jaxdigits.models", fromlist=["build"]).build(config.model)
+  state = train.create_train_state(jax.random.key(0), model, train.make_optimizer(config.train, 1),
+                                   (28, 28, 1))
+  restored = ckpts.restore(ckpts.latest_step(), state)
+  ckpts.close()
+  return jax.tree.map(np.asarray, (restored.params, restored.opt_state, restored.batch_stats))
+
+
+def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir):
+  monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
+  monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))
+  # Dropout, random shifts and BatchNorm on: every source of per-trial randomness.
+  base = small_config("single", 1, **{"train.schedule": "onecycle", "model.dropout": 0.25})
+  overrides = [{"train.learning_rate": 1e-3, "train.weight_decay": 0.0, "seed": 0},
+               {"train.learning_rate": 3e-3, "train.weight_decay": 1e-2, "seed": 1},
+               {"train.learning_rate": 2e-3, "train.weight_decay": 1e-3, "seed": 2}]
+  configs = [sweep.trial_config(base, o) for o in overrides]
+  vdirs = [tmp_path / f"v{i}" for i in range(3)]
+  sweep.train_vmapped(configs, vdirs)
+  alone = []
+  for i, config in enumerate(configs):
+    train.train_and_evaluate(config, tmp_path / f"alone{i}", evaluate_test=False)
+    alone.append(_params(tmp_path / f"alone{i}", config))
+  for i, config in enumerate(configs):
+    vmapped = _params(vdirs[i], config)
+    for j, lone in enumerate(alone):
+      gap = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(vmapped),
+                                                            jax.tree.leaves(lone), strict=True))
+      # Its own lone run to float rounding (measured ~2e-7); any other trial's run is far.
+      assert gap < 1e-4 if i == j else gap > 0.1, (i, j, gap)
+
+
+def test_sweep_cli_selects_on_validation_tests_only_the_best_and_resumes(tmp_path, data_env):
+  sweep_file = tmp_path / "grid.py"
+  sweep_file.write_text("def get_sweep():\n  return " + repr(
+      {"method": "grid", "parameters": {"train.learning_rate": [1e-3, 5e-3]}}) + "\n")
+  args = [sys.executable, "-m", "jaxdigits.sweep", "--config=configs/cnn.py",
+          f"--sweep={sweep_file}", f"--workdir={tmp_path / 'run'}",
+          "--config.data.train_limit=2048", "--config.model.features=(8,16)",
+          "--config.model.dense=32", "--config.train.num_epochs=2",
+          "--config.train.batch_size=64", "--config.progress_bar=False"]
+  first = subprocess.run(args, cwd=REPO, env=data_env, capture_output=True, text=True,
+                         timeout=600)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "<- best on validation" in first.stdout
+  with open(tmp_path / "run" / "results.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["trial"] for r in rows] == ["trial_000", "trial_001"]
+  tested = [r for r in rows if r["test_accuracy"]]
+  assert len(tested) == 1
+  assert tested[0]["val_accuracy"] == max(r["val_accuracy"] for r in rows)
+  assert float(tested[0]["test_accuracy"]) > 0.7  # chance is 0.1
+  for name in ("val_accuracy_vs_params.png", "learning_curves.png"):
+    assert (tmp_path / "run" / name).stat().st_size > 1000
+  for trial in ("trial_000", "trial_001"):  # a normal run folder, never tested on its own
+    records = [json.loads(l) for l in (tmp_path / "run" / trial / "metrics.jsonl").read_text().splitlines()]
+    assert all("test_accuracy" not in r for r in records)
+  before = (tmp_path / "run" / "trial_000" / "metrics.jsonl").read_text()
+  again = subprocess.run(args, cwd=REPO, env=data_env, capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert (tmp_path / "run" / "trial_000" / "metrics.jsonl").read_text() == before  # skipped
+
+
+def test_sweep_cli_refuses_a_bad_sweep_in_one_line(tmp_path, data_env):
+  sweep_file = tmp_path / "bad.py"
+  sweep_file.write_text("def get_sweep():\n  return {'method': 'grid', 'parameters': {'train.lr': [1]}}\n")
+  result = subprocess.run([sys.executable, "-m", "jaxdigits.sweep", "--config=configs/cnn.py",
+                           f"--sweep={sweep_file}", f"--workdir={tmp_path / 'w'}"], cwd=REPO,
+                          env=data_env, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert "sweep parameter train.lr: no such config field" in result.stderr
+  assert "Traceback" not in result.stderr
