@@ -8,12 +8,17 @@ from typing import Callable
 import flax.linen as nn
 import ml_collections
 
+from jaxdigits.models import classic
 from jaxdigits.models.cnn import CNN
+from jaxdigits.models.linear import Linear
+from jaxdigits.models.mlp import MLP
+from jaxdigits.models.resnet import ResNet
 
-REGISTRY: dict[str, type[nn.Module]] = {"cnn": CNN}
+REGISTRY: dict[str, type[nn.Module]] = {"cnn": CNN, "linear": Linear, "mlp": MLP,
+                                        "resnet": ResNet}
 # Classic (non-gradient) models: name → their module's config checker; they are fitted by
 # ``jaxdigits.classic.fit_and_evaluate`` instead of the SGD trainer.
-CLASSIC: dict[str, Callable[[ml_collections.ConfigDict], None]] = {}
+CLASSIC: dict[str, Callable[[ml_collections.ConfigDict], None]] = dict(classic.CHECKERS)
 
 
 def check(model: ml_collections.ConfigDict) -> None:

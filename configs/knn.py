@@ -1,0 +1,13 @@
+"""MNIST: Exact k-nearest neighbours (JAX) on raw pixels."""
+
+import ml_collections
+
+from jaxdigits.config import defaults
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = defaults()
+  config.model.name = "knn"
+  config.model.features = "pixels"
+  config.model.k = 3
+  return config

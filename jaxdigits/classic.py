@@ -1,0 +1,93 @@
+"""Fitting and evaluating classic models (kNN, SVMs, random forest) like the Flax trainer does.
+
+``train.train_and_evaluate`` hands any ``config.model.name`` in ``models.CLASSIC`` here. The
+fitted state goes to ``WORKDIR/classic/state.npz`` (arrays only, loaded without pickle) with
+the config as ``config.json``; ``metrics.jsonl`` gets the same final record as a Flax run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from jaxdigits import features as features_lib
+from jaxdigits.data import pipeline
+from jaxdigits.metrics_writer import MetricsWriter
+from jaxdigits.models import classic as classic_models
+
+STATE_DIR = "classic"
+
+
+def featurize(model: classic_models.Classic, images: np.ndarray,
+              cache: features_lib.FeatureCache | None = None, key: str | None = None
+              ) -> np.ndarray:
+  """The model's input features of uint8 images [N, H, W, 1]."""
+  s = model.settings
+  if model.name == "knn" and s["features"] == "pixels" and not s["pca"]:
+    return images.reshape(len(images), -1)  # uint8: the exact integer-distance path
+  if cache is not None and key is not None:
+    return cache.get(key, s["features"], images)
+  return features_lib.compute(s["features"], images)
+
+
+def save(model: classic_models.Classic, config: ml_collections.ConfigDict,
+         directory: str | Path) -> None:
+  directory = Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  np.savez(directory / "state.npz", **model.arrays)
+  (directory / "config.json").write_text(config.to_json(indent=2))
+
+
+def load(directory: str | Path) -> tuple[ml_collections.ConfigDict, classic_models.Classic]:
+  """The config and fitted model saved in a workdir (or its ``classic/`` folder)."""
+  path = Path(directory)
+  if (path / STATE_DIR).is_dir():
+    path = path / STATE_DIR
+  if not (path / "state.npz").is_file() or not (path / "config.json").is_file():
+    raise FileNotFoundError(f"{path} holds no fitted classic model (state.npz + config.json); "
+                            "fit one with jaxdigits.main first")
+  config = ml_collections.ConfigDict(json.loads((path / "config.json").read_text()))
+  with np.load(path / "state.npz", allow_pickle=False) as f:
+    arrays = dict(f)
+  return config, classic_models.Classic(config.model.name,
+                                        classic_models.settings(config.model), arrays)
+
+
+def fit_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
+                     cache: features_lib.FeatureCache | None = None) -> dict[str, Any]:
+  """Fits on the train split, reports validation and test accuracy; refits only if no saved
+  state exists (a classic fit has no epochs to resume)."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  splits = pipeline.load_splits(config.data)
+  key = lambda split: f"{config.data.dataset}_{split}_{len(getattr(splits, split))}"
+  state_dir = workdir / STATE_DIR
+  if (state_dir / "state.npz").is_file():
+    _, model = load(state_dir)
+    fit_seconds = json.loads((state_dir / "fit.json").read_text())["fit_seconds"]
+  else:
+    model = classic_models.Classic(config.model.name, classic_models.settings(config.model))
+    x = featurize(model, splits.train.images, cache, key("train"))
+    start = time.perf_counter()
+    model.fit(x, splits.train.labels, seed=config.seed)
+    fit_seconds = time.perf_counter() - start
+    save(model, config, state_dir)
+    (state_dir / "fit.json").write_text(json.dumps({"fit_seconds": fit_seconds}))
+  accuracy = lambda split: float(np.mean(model.predict(featurize(
+      model, getattr(splits, split).images, cache, key(split))) == getattr(splits, split).labels))
+  writer = MetricsWriter(workdir, total_steps=1, initial_step=1, progress_bar=False)
+  try:
+    final = {"best_epoch": None, "val_accuracy": accuracy("validation"),
+             "test_accuracy": accuracy("test"), "fit_seconds": fit_seconds,
+             "train_examples": len(splits.train), "validation_examples": len(splits.validation),
+             "test_examples": len(splits.test), "strategy": "classic", "devices": 1,
+             "processes": 1}
+    writer.write(1, final)
+  finally:
+    writer.close()
+  return final

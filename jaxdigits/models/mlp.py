@@ -1,0 +1,22 @@
+"""Multilayer perceptron on the flattened pixels: dense-ReLU-dropout layers, then a dense head."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+
+
+class MLP(nn.Module):
+  hidden: Sequence[int] = (512, 512)
+  dropout: float = 0.0
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      x = nn.relu(nn.Dense(width)(x))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return nn.Dense(self.num_classes)(x)

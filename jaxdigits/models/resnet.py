@@ -1,0 +1,35 @@
+"""A small ResNet for 28x28 digits: stages of basic residual blocks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class ResNet(nn.Module):
+  """A conv stem, then per stage ``blocks_per_stage`` basic blocks (two 3x3 conv-BN, identity
+  or 1x1-projection shortcut); every stage after the first halves the resolution."""
+
+  stage_features: Sequence[int] = (16, 32, 64)
+  blocks_per_stage: int = 1
+  num_classes: int = 10
+  bn_axis_name: str | None = None  # set by the pmap strategy: statistics over all devices
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                                axis_name=self.bn_axis_name if train else None)
+    x = nn.relu(norm()(nn.Conv(self.stage_features[0], (3, 3), use_bias=False)(x)))
+    for stage, features in enumerate(self.stage_features):
+      for block in range(self.blocks_per_stage):
+        strides = (2, 2) if stage > 0 and block == 0 else (1, 1)
+        y = nn.relu(norm()(nn.Conv(features, (3, 3), strides, use_bias=False)(x)))
+        y = norm()(nn.Conv(features, (3, 3), use_bias=False)(y))
+        if x.shape[-1] != features or strides != (1, 1):
+          x = norm()(nn.Conv(features, (1, 1), strides, use_bias=False)(x))
+        x = nn.relu(x + y)
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
