@@ -312,25 +312,24 @@ def _write_results(rows, best, fields, workdir: Path, dirs: list[Path]) -> None:
   plt.close(fig)
 
 
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Base training config.", lock_config=False)
-flags.DEFINE_string("sweep", None, "Sweep definition file (configs/sweeps/*.py).")
-flags.DEFINE_string("workdir", None, "Sweep directory; a trial per subfolder; reruns resume.")
-flags.DEFINE_bool("vmap", True, "Train trials that differ only in numeric hyperparameters "
-                  "as one vmapped program.")
-flags.mark_flags_as_required(["config", "sweep", "workdir"])
-
-
-def main(argv: list[str]) -> None:
+def _main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  f = flags.FLAGS
   try:
-    run_sweep(FLAGS.config, load_sweep(FLAGS.sweep), FLAGS.workdir, vmap=FLAGS.vmap)
+    run_sweep(f.config, load_sweep(f.sweep), f.workdir, vmap=f.vmap)
   except (SweepError, config_lib.ConfigError) as e:
     print(f"jaxdigits.sweep: error: {e}", file=sys.stderr)
     sys.exit(2)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # Flags are defined only when run as a command, so importing the library defines none.
+  config_flags.DEFINE_config_file("config", None, "Base training config.", lock_config=False)
+  flags.DEFINE_string("sweep", None, "Sweep definition file (configs/sweeps/*.py).")
+  flags.DEFINE_string("workdir", None, "Sweep directory; a trial per subfolder; reruns resume.")
+  flags.DEFINE_bool("vmap", True, "Train trials that differ only in numeric hyperparameters "
+                    "as one vmapped program.")
+  flags.mark_flags_as_required(["config", "sweep", "workdir"])
+  app.run(_main)

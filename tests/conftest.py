@@ -43,3 +43,34 @@ def data_env(raw_dir, tfds_dir) -> dict[str, str]:
   """Environment for CLI subprocesses: real raw data, the session's tfds folder."""
   return {**os.environ, "JAXDIGITS_RAW_DATA": str(raw_dir), "JAXDIGITS_DATA_DIR": str(tfds_dir),
           "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(raw_dir, tfds_dir, tmp_path_factory):
+  """A small trained run per dataset, shared by the evaluate, predict and report tests.
+
+  ``tiny_run("mnist")`` trains on first use (~30 s): 20,000 digits, a narrow CNN, 3 epochs;
+  USPS is resized MNIST-style so one model shape reads both datasets.
+  """
+  from jaxdigits import config as config_lib, train  # pylint: disable=g-import-not-at-top
+  runs = {}
+
+  def get(dataset: str = "mnist") -> Path:
+    if dataset not in runs:
+      config = config_lib.defaults()
+      config.data.dataset = dataset
+      config.data.mnist_style = True
+      config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
+      config.data.train_limit = 20_000
+      config.model.name = "cnn"
+      config.model.features = (8, 16)
+      config.model.dense = 32
+      config.train.num_epochs = 3
+      config.train.batch_size = 64
+      config.checkpoint.keep = 1
+      config.progress_bar = False
+      runs[dataset] = tmp_path_factory.mktemp(f"tiny_{dataset}_run")
+      train.train_and_evaluate(config, runs[dataset])
+    return runs[dataset]
+
+  return get

@@ -12,15 +12,14 @@ from sklearn import metrics as skm
 from jaxdigits import evaluate
 from jaxdigits.data import load_tfds
 from jaxdigits.predict import Predictor
-from tiny_model import trained_workdir
 
 OUTPUTS = ("metrics.json", "confusion_matrix.png", "confusion_matrix.txt", "misclassified.png",
            "reliability.png")
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, raw_dir, tfds_dir):
-  return trained_workdir(tmp_path_factory, raw_dir, tfds_dir)
+def workdir(tiny_run):
+  return tiny_run("mnist")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,11 @@ from conftest import REPO
 from jaxdigits import predict, preprocess
 from jaxdigits.data import load_tfds
 from jaxdigits.predict import Prediction, Predictor
-from tiny_model import trained_workdir
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, raw_dir, tfds_dir):
-  return trained_workdir(tmp_path_factory, raw_dir, tfds_dir)
+def workdir(tiny_run):
+  return tiny_run("mnist")
 
 
 @pytest.fixture(scope="module")

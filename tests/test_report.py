@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 
 from jaxdigits import report
-from tiny_model import trained_workdir
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory, raw_dir, tfds_dir):
-  mnist = trained_workdir(tmp_path_factory, raw_dir, tfds_dir)
-  usps = trained_workdir(tmp_path_factory, raw_dir, tfds_dir, dataset="usps")
+def written(tiny_run, raw_dir, tfds_dir):
+  mnist, usps = tiny_run("mnist"), tiny_run("usps")
   assert report.main([f"--workdir={mnist}", f"--cross_workdir={usps}",
                       f"--raw_dir={raw_dir}", f"--data_dir={tfds_dir}"]) == 0
   return mnist, usps, (mnist / "report.md").read_text()
