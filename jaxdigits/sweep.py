@@ -192,9 +192,7 @@ def train_vmapped(configs: list[ml_collections.ConfigDict], workdirs: list[Path]
       indices = np.stack([pipeline.epoch_indices(jax.random.fold_in(k[1], epoch),
                                                  len(splits.train), t.batch_size) for k in keys])
       totals = np.zeros((len(configs), 2))
-      plan = [(i, chunk) for i in range(0, steps_per_epoch - chunk + 1, chunk)]
-      plan += [(i, 1) for i in range(len(plan) * chunk, steps_per_epoch)]
-      for i, n in plan:
+      for i, n in train.epoch_plan(steps_per_epoch, chunk):
         stacked, sums = (run_chunk if n == chunk else run_one)(
             stacked, hparams, jnp.asarray(indices[:, i:i + n]), step_keys)
         totals += np.asarray(sums)  # blocks per call, like the trainer

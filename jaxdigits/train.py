@@ -95,6 +95,13 @@ def train_steps(num_steps: int, *, max_shift: int, label_smoothing: float,
   return run
 
 
+def epoch_plan(steps_per_epoch: int, chunk: int) -> list[tuple[int, int]]:
+  """(first step, number of steps) per call: whole chunks, then single steps for the rest,
+  so an epoch needs two compiled programs whatever its length."""
+  plan = [(i, chunk) for i in range(0, steps_per_epoch - chunk + 1, chunk)]
+  return plan + [(i, 1) for i in range(len(plan) * chunk, steps_per_epoch)]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
                        evaluate_test: bool = True) -> dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming what is there) and returns the final metrics.
@@ -142,10 +149,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
       indices = pipeline.epoch_indices(jax.random.fold_in(data_key, epoch), len(splits.train),
                                        t.batch_size)
       totals = np.zeros(2)
-      # Whole chunks, then single steps for the remainder: two compiled programs in all.
-      plan = [(i, chunk) for i in range(0, steps_per_epoch - chunk + 1, chunk)]
-      plan += [(i, 1) for i in range(len(plan) * chunk, steps_per_epoch)]
-      for i, n in plan:
+      for i, n in epoch_plan(steps_per_epoch, chunk):
         run = run_chunk if n == chunk else run_one
         state, sums = run(state, images, labels, strategy.place_indices(indices[i:i + n]),
                           step_key)
@@ -163,7 +167,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
       record = {"epoch": epoch + 1, "train_loss": float(totals[0] / seen),
                 "train_accuracy": float(totals[1] / seen), "val_accuracy": val_acc,
                 "epoch_seconds": train_seconds, "images_per_second": seen / train_seconds}
-      writer.write(epoch * steps_per_epoch + steps_per_epoch, record)
+      writer.write((epoch + 1) * steps_per_epoch, record)
       if (epoch + 1) % config.checkpoint.every_epochs == 0 or epoch + 1 == t.num_epochs:
         ckpts.save(epoch + 1, strategy.checkpoint_view(state), {"val_accuracy": val_acc})
     ckpts.wait()
