@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import f1_score
 
-from jaxdigits import checkpoints, classic, config as config_lib, evaluate, features, train
+from jaxdigits import checkpoints, classic, config as config_lib, features, predict, train
 from jaxdigits.data import pipeline
 from jaxdigits.models import CLASSIC
 
@@ -72,9 +72,9 @@ def _measure(entry: str, workdir: Path, test: pipeline.Split, final: dict[str, A
     train_seconds = final["fit_seconds"]
   else:
     _, model, variables = checkpoints.load_for_inference(workdir)
-    evaluate.predict_logits(model.apply, variables, test.images)  # compile once
+    predict.batched_logits(model.apply, variables, test.images)  # compile once
     start = time.perf_counter()
-    pred = evaluate.predict_logits(model.apply, variables, test.images).argmax(-1)
+    pred = predict.batched_logits(model.apply, variables, test.images).argmax(-1)
     seconds = time.perf_counter() - start
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     train_seconds = sum(r.get("epoch_seconds", 0.0) for r in records)

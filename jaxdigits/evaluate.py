@@ -19,18 +19,12 @@ from sklearn import metrics as skm
 
 from jaxdigits import checkpoints, config as config_lib, plots, preprocess
 from jaxdigits.data import DataError, Split, load_tfds
-from jaxdigits.predict import ApplyFn, Predictor, batched_logits, quiet_libraries
+from jaxdigits.predict import Predictor, quiet_libraries
 
 NUM_CLASSES = 10
 ECE_BINS = 15
 GALLERY_SIZE = 36
 SPLITS = ("train", "validation", "test")
-
-
-def predict_logits(apply_fn: ApplyFn, variables: Any, images: np.ndarray,
-                   batch_size: int = 1000) -> np.ndarray:
-  """Logits [N, classes] for uint8 images [N,H,W,1], in fixed-size jitted batches."""
-  return batched_logits(apply_fn, variables, images, batch_size)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -28,7 +28,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxdigits import checkpoints, config as config_lib, evaluate, models, train
+from jaxdigits import checkpoints, config as config_lib, evaluate, models, predict, train
 from jaxdigits.data import pipeline
 from jaxdigits.metrics_writer import MetricsWriter
 from jaxdigits.state import create_train_state, make_optimizer
@@ -201,7 +201,7 @@ def train_vmapped(configs: list[ml_collections.ConfigDict], workdirs: list[Path]
       for j, (ckpt, writer) in enumerate(zip(ckpts, writers)):
         state = jax.tree.map(lambda x: x[j], stacked)
         val_acc = evaluate.accuracy(
-            evaluate.predict_logits(model.apply, variables(state), splits.validation.images,
+            predict.batched_logits(model.apply, variables(state), splits.validation.images,
                                     t.eval_batch_size), splits.validation.labels)
         writer.write((epoch + 1) * steps_per_epoch, {
             "epoch": epoch + 1, "train_loss": float(totals[j, 0] / seen),
@@ -264,7 +264,7 @@ def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: s
   config, model, variables = checkpoints.load_for_inference(dirs[best])
   test = pipeline.load_splits(config.data).test
   rows[best]["test_accuracy"] = evaluate.accuracy(
-      evaluate.predict_logits(model.apply, variables, test.images), test.labels)
+      predict.batched_logits(model.apply, variables, test.images), test.labels)
   _write_results(rows, best, list(sweep["parameters"]), workdir, dirs)
   return rows
 

@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdigits import checkpoints, config as config_lib, evaluate, models, parallel
+from jaxdigits import checkpoints, config as config_lib, evaluate, models, parallel, predict
 from jaxdigits.data import pipeline
 from jaxdigits.metrics_writer import MetricsWriter
 from jaxdigits.state import TrainState, create_train_state, make_optimizer
@@ -161,7 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
       seen = steps_per_epoch * t.batch_size
       train_seconds = time.perf_counter() - start
       val_acc = evaluate.accuracy(
-          evaluate.predict_logits(model.apply, variables(strategy.unreplicate(state)),
+          predict.batched_logits(model.apply, variables(strategy.unreplicate(state)),
                                   splits.validation.images, t.eval_batch_size),
           splits.validation.labels)
       record = {"epoch": epoch + 1, "train_loss": float(totals[0] / seen),
@@ -176,16 +176,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     if best is not None:
       state = strategy.from_checkpoint(ckpts.restore(best, strategy.checkpoint_view(state)))
     best_vars = variables(strategy.unreplicate(state))
-    predict = lambda split: evaluate.predict_logits(model.apply, best_vars, split.images,
+    logits_of = lambda split: predict.batched_logits(model.apply, best_vars, split.images,
                                                     t.eval_batch_size)
     final = {"best_epoch": best,
-             "val_accuracy": evaluate.accuracy(predict(splits.validation),
+             "val_accuracy": evaluate.accuracy(logits_of(splits.validation),
                                                splits.validation.labels),
              "train_examples": len(splits.train), "validation_examples": len(splits.validation),
              "test_examples": len(splits.test), "strategy": strategy.name,
              "devices": strategy.num_devices, "processes": jax.process_count()}
     if evaluate_test:
-      final["test_accuracy"] = evaluate.accuracy(predict(splits.test), splits.test.labels)
+      final["test_accuracy"] = evaluate.accuracy(logits_of(splits.test), splits.test.labels)
     writer.write(total_steps, final)
   finally:
     writer.close()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from jaxdigits import evaluate
+from jaxdigits import evaluate, predict
 from jaxdigits.data import load_tfds
 from jaxdigits.predict import Predictor
 
@@ -112,8 +112,8 @@ def test_padding_the_last_batch_does_not_change_logits(workdir, raw_dir, tfds_di
   predictor = Predictor.load(workdir)
   images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
                      stop=23).images
-  whole = evaluate.predict_logits(predictor.model.apply, predictor.variables, images, 1000)
-  chunked = evaluate.predict_logits(predictor.model.apply, predictor.variables, images, 10)
+  whole = predict.batched_logits(predictor.model.apply, predictor.variables, images, 1000)
+  chunked = predict.batched_logits(predictor.model.apply, predictor.variables, images, 10)
   np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
   assert evaluate.accuracy(whole, np.argmax(whole, -1)) == 1.0
 

@@ -139,13 +139,13 @@ def test_cli_reports_bad_config_in_one_line(data_env, tmp_path):
 
 
 def test_load_for_inference_gives_the_reported_test_accuracy(reference, raw_dir, tfds_dir):
-  from jaxdigits import evaluate
+  from jaxdigits import evaluate, predict
   from jaxdigits.data import pipeline
   workdir, config, final = reference
   loaded_config, model, variables = checkpoints.load_for_inference(workdir)
   assert loaded_config.model.to_dict() == {**config.model.to_dict(), "features": [8, 16]}
   test = pipeline.load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir))
-  logits = evaluate.predict_logits(model.apply, variables, test.images)
+  logits = predict.batched_logits(model.apply, variables, test.images)
   assert evaluate.accuracy(logits, test.labels) == final["test_accuracy"]
 
 
