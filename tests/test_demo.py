@@ -1,0 +1,108 @@
+"""The Gradio demo: the real server in a subprocess, called the way users script it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from demo_server import running_demo
+from jaxdigits import demo
+from jaxdigits.data import load_tfds
+
+gradio_client = pytest.importorskip("gradio_client")
+
+SAMPLE = 60
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+  with running_demo(log=tmp_path_factory.mktemp("demo") / "server.log") as url:
+    yield url
+
+
+@pytest.fixture(scope="module")
+def client(server):
+  return gradio_client.Client(server, verbose=False)
+
+
+def _predict(client, path) -> dict:
+  return client.predict(gradio_client.handle_file(str(path)), api_name="/predict")
+
+
+def sketch_like(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+  """A test digit as drawn on the sketchpad: thick black strokes, off-centre, on a large
+  white (or transparent) canvas."""
+  size = int(rng.integers(120, 300))
+  ink = Image.fromarray(digit[..., 0]).resize((size, size), Image.Resampling.BILINEAR)
+  ink = ink.filter(ImageFilter.MaxFilter(2 * int(rng.integers(1, 4)) + 1))  # thicker strokes
+  w, h = 800, 800
+  alpha = Image.new("L", (w, h), 0)
+  alpha.paste(ink, (int(rng.integers(0, w - size)), int(rng.integers(0, h - size))))
+  alpha = alpha.point(lambda v: 255 if v > 100 else 0)  # a brush is solid, not grey
+  if rng.random() < 0.5:  # transparent canvas, black ink: what the Sketchpad exports
+    return Image.merge("RGBA", (*[Image.new("L", (w, h), 0)] * 3, alpha))
+  return Image.fromarray(255 - np.asarray(alpha)).convert("RGB")
+
+
+def test_sketch_like_test_digits_are_recognised(client, raw_dir, tfds_dir, tmp_path):
+  digits = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=SAMPLE)
+  rng = np.random.default_rng(0)
+  correct = 0
+  for i, (digit, label) in enumerate(zip(digits.images, digits.labels)):
+    path = tmp_path / f"sketch_{i}.png"
+    sketch_like(digit, rng).save(path)
+    result = _predict(client, path)
+    assert len(result["confidences"]) == 3  # top 3
+    correct += result["label"] == str(label)
+  assert correct / SAMPLE >= 0.95, f"{correct}/{SAMPLE}"
+
+
+def test_empty_canvas_asks_for_a_digit(client, tmp_path):
+  for mode, colour in (("RGB", (255, 255, 255)), ("RGBA", (0, 0, 0, 0))):
+    path = tmp_path / f"empty_{mode}.png"
+    Image.new(mode, (800, 800), colour).save(path)
+    result = _predict(client, path)
+    assert result["label"].startswith(demo.DRAW_A_DIGIT), result
+    assert not result.get("confidences")
+
+
+def test_bad_files_get_a_message_and_the_server_lives(client, tmp_path):
+  text = tmp_path / "notes.png"
+  text.write_text("not an image")
+  truncated = tmp_path / "cut.png"
+  Image.new("L", (300, 300), 128).save(tmp_path / "whole.png")
+  truncated.write_bytes((tmp_path / "whole.png").read_bytes()[:200])
+  huge = tmp_path / "huge.png"
+  Image.new("1", (8000, 7000), 1).save(huge)  # 56 megapixels, a few kB on disk
+  for path, words in ((text, "not an image"), (truncated, "truncated"),
+                      (huge, "scale it down")):
+    result = _predict(client, path)
+    assert path.name in result["label"] and words in result["label"], result
+    assert not result.get("confidences")
+  # A large photo-like image still works after all that.
+  photo = np.full((3000, 4000, 3), 200, np.uint8)
+  photo[800:2200, 1900:2100] = 30  # a thick vertical stroke: a 1
+  Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)
+  assert _predict(client, tmp_path / "photo.jpg")["label"] == "1"
+
+
+def test_api_lists_only_predict(client):
+  assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == [
+      "/predict"]
+
+
+def test_sketch_value_without_composite_uses_layers():
+  layer = np.zeros((50, 50, 4), np.uint8)
+  layer[10:40, 24:27] = (0, 0, 0, 255)
+  image = demo.sketch_image({"background": None, "layers": [layer], "composite": None})
+  np.testing.assert_array_equal(image[..., 3], layer[..., 3])
+  np.testing.assert_array_equal(image[layer[..., 3] > 0], layer[layer[..., 3] > 0])
+  assert demo.sketch_image({"background": None, "layers": [], "composite": None}) is None
+
+
+def test_demo_never_imports_train():
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  code = "import sys, jaxdigits.demo; print('jaxdigits.train' in sys.modules)"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+  assert out.stdout.strip() == "False", out.stderr
