@@ -1,0 +1,161 @@
+"""Latency of the demo's /predict endpoint through gradio_client, alone and under load.
+
+  python benchmarks/demo_latency.py [--url http://127.0.0.1:7860/] [--calls 100]
+                                    [--clients 50] [--seconds 30]
+
+Without --url it starts ``python -m jaxdigits.demo`` (the shipped model) on 127.0.0.1 and
+kills it afterwards. After a warm-up it times --calls sequential predictions of a drawn 7
+(p50/p95), the same requests as raw HTTP (upload, queue join, SSE result: the server's share),
+then runs --clients concurrent gradio_client clients for --seconds and counts requests and
+errors (an exception or a wrong digit). Last line: p50_ms=… p95_ms=… requests=… errors=…
+(sequential gradio_client latency; requests and errors of the concurrent run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import numpy as np
+from gradio_client import Client, handle_file
+from PIL import Image, ImageDraw
+
+
+@contextlib.contextmanager
+def demo_server() -> Iterator[str]:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  proc = subprocess.Popen([sys.executable, "-m", "jaxdigits.demo", "--port", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+  url = f"http://127.0.0.1:{port}/"
+  try:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+      with contextlib.suppress(httpx.HTTPError):
+        if httpx.get(url, timeout=2).status_code == 200:
+          break
+      if proc.poll() is not None:
+        raise SystemExit(f"demo server exited with {proc.returncode}")
+      time.sleep(0.5)
+    else:
+      raise SystemExit("demo server did not start within 120 s")
+    yield url
+  finally:
+    # SIGKILL: a JAX process can sit in a thread that ignores SIGTERM.
+    with contextlib.suppress(ProcessLookupError):
+      os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def drawn_seven(path: Path) -> Path:
+  """A 7 as drawn on the sketchpad: thick black strokes on a transparent 400x400 canvas."""
+  im = Image.new("RGBA", (400, 400), (0, 0, 0, 0))
+  draw = ImageDraw.Draw(im)
+  draw.line([(120, 100), (280, 100), (180, 320)], fill=(0, 0, 0, 255), width=28, joint="curve")
+  im.save(path)
+  return path
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+  p50, p95 = np.percentile(np.asarray(seconds) * 1000, [50, 95])
+  return float(p50), float(p95)
+
+
+def raw_http(url: str, image: Path, fn_index: int) -> None:
+  """One prediction as three plain HTTP requests: what the server itself costs."""
+  api, session = url + "gradio_api", uuid.uuid4().hex
+  with httpx.Client(timeout=30) as http:
+    with image.open("rb") as f:
+      path = http.post(api + "/upload", files={"files": f}).json()[0]
+    http.post(api + "/queue/join", json={
+        "data": [{"path": path, "orig_name": image.name, "meta": {"_type": "gradio.FileData"}}],
+        "fn_index": fn_index, "session_hash": session}).raise_for_status()
+    with http.stream("GET", api + "/queue/data", params={"session_hash": session}) as stream:
+      for line in stream.iter_lines():
+        if "process_completed" in line:
+          assert '"success":true' in line.replace(" ", ""), line
+          return
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--url", help="a running demo (default: start one on 127.0.0.1)")
+  parser.add_argument("--calls", type=int, default=100)
+  parser.add_argument("--clients", type=int, default=50)
+  parser.add_argument("--seconds", type=float, default=30)
+  args = parser.parse_args()
+  with tempfile.TemporaryDirectory() as tmp, (
+      contextlib.nullcontext(args.url) if args.url else demo_server()) as url:
+    url = url if url.endswith("/") else url + "/"
+    image = drawn_seven(Path(tmp) / "seven.png")
+    client = Client(url, verbose=False)
+    predict = lambda c: c.predict(handle_file(str(image)), api_name="/predict")
+    assert predict(client)["label"] == "7"
+    for _ in range(10):  # warm-up: compiled model, warm HTTP connections
+      predict(client)
+
+    seq = []
+    for _ in range(args.calls):
+      t = time.perf_counter()
+      predict(client)
+      seq.append(time.perf_counter() - t)
+    p50, p95 = percentiles(seq)
+    print(f"gradio_client, sequential: {args.calls} calls, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+    fn_index = next(i for i, d in enumerate(client.config["dependencies"])
+                    if d.get("api_name") == "predict")
+    raw = []
+    for _ in range(args.calls):
+      t = time.perf_counter()
+      raw_http(url, image, fn_index)
+      raw.append(time.perf_counter() - t)
+    r50, r95 = percentiles(raw)
+    print(f"raw HTTP (upload + queue/join + SSE), sequential: p50 {r50:.1f} ms, p95 {r95:.1f} ms")
+
+    clients = [Client(url, verbose=False) for _ in range(args.clients)]
+    lock, loaded, errors = threading.Lock(), [], []
+    stop = time.monotonic() + args.seconds
+
+    def worker(c: Client) -> None:
+      while time.monotonic() < stop:
+        t = time.perf_counter()
+        try:
+          ok = predict(c)["label"] == "7"
+        except Exception as e:  # pylint: disable=broad-except
+          ok, reason = False, f"{type(e).__name__}: {e}"
+        else:
+          reason = "wrong digit"
+        with lock:
+          (loaded.append(time.perf_counter() - t) if ok else errors.append(reason))
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
+    for th in threads:
+      th.start()
+    for th in threads:
+      th.join(args.seconds + 120)
+    requests = len(loaded) + len(errors)
+    l50, l95 = percentiles(loaded) if loaded else (float("nan"),) * 2
+    print(f"{args.clients} concurrent clients for {args.seconds:.0f} s: {requests} requests "
+          f"({requests / args.seconds:.1f}/s), {len(errors)} errors, latency p50 {l50:.0f} ms, "
+          f"p95 {l95:.0f} ms")
+    for reason in sorted(set(errors))[:5]:
+      print(f"  error: {reason}")
+    print(f"p50_ms={p50:.1f} p95_ms={p95:.1f} requests={requests} errors={len(errors)}")
+
+
+if __name__ == "__main__":
+  main()
