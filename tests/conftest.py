@@ -18,6 +18,21 @@ def _raw_dir() -> Path | None:
   return sibling if sibling.is_dir() else None
 
 
+def saved_state(workdir: Path, config) -> dict:
+  """The latest checkpoint of a run, as numpy arrays: params, opt, batch_stats, step."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxdigits import checkpoints, models, state as state_lib  # pylint: disable=g-import-not-at-top
+  target = state_lib.create_train_state(jax.random.key(0), models.build(config.model),
+                                        state_lib.make_optimizer(config.train, 1),
+                                        (28, 28, 1))
+  ckpts = checkpoints.Checkpoints(workdir / "checkpoints", config)
+  restored = ckpts.restore(ckpts.latest_step(), target)
+  ckpts.close()
+  return jax.tree.map(np.asarray, {"params": restored.params, "opt": restored.opt_state,
+                                   "batch_stats": restored.batch_stats, "step": restored.step})
+
+
 @pytest.fixture(scope="session")
 def raw_dir() -> Path:
   """The real MNIST/USPS raw files (../shared/data or $JAXDIGITS_RAW_DATA).

@@ -19,8 +19,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
-from jaxdigits import checkpoints, models, train
+from conftest import REPO, saved_state
+from jaxdigits import train
 from parallel_worker import small_config
 
 WORKER = REPO / "tests" / "parallel_worker.py"
@@ -51,15 +51,7 @@ def worker(devices: int, *jobs: str, env) -> str:
 
 
 def load(workdir: Path, epochs: int = 1):
-  config = small_config("single", epochs)
-  model = models.build(config.model)
-  state = train.create_train_state(jax.random.key(0), model, train.make_optimizer(config.train, 1),
-                                   (28, 28, 1))
-  ckpts = checkpoints.Checkpoints(workdir / "checkpoints", config)
-  restored = ckpts.restore(ckpts.latest_step(), state)
-  ckpts.close()
-  return jax.tree.map(np.asarray, {"params": restored.params, "opt": restored.opt_state,
-                                   "batch_stats": restored.batch_stats, "step": restored.step})
+  return saved_state(workdir, small_config("single", epochs))
 
 
 def assert_close(a, b, **tol):

@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
-from jaxdigits import checkpoints, sweep, train
+from conftest import REPO, saved_state
+from jaxdigits import sweep, train
 from jaxdigits.sweep import SweepError
 from parallel_worker import small_config
 
@@ -67,16 +67,6 @@ def test_trials_group_by_everything_but_numeric_hyperparameters():
   assert sweep.group_trials(configs) == [[0, 1], [2]]
 
 
-def _params(workdir, config):
-  ckpts = checkpoints.Checkpoints(workdir / "checkpoints", config)
-  model = __import__("jaxdigits.models", fromlist=["build"]).build(config.model)
-  state = train.create_train_state(jax.random.key(0), model, train.make_optimizer(config.train, 1),
-                                   (28, 28, 1))
-  restored = ckpts.restore(ckpts.latest_step(), state)
-  ckpts.close()
-  return jax.tree.map(np.asarray, (restored.params, restored.opt_state, restored.batch_stats))
-
-
 def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir):
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
   monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))
@@ -91,9 +81,9 @@ def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir
   alone = []
   for i, config in enumerate(configs):
     train.train_and_evaluate(config, tmp_path / f"alone{i}", evaluate_test=False)
-    alone.append(_params(tmp_path / f"alone{i}", config))
+    alone.append(saved_state(tmp_path / f"alone{i}", config))
   for i, config in enumerate(configs):
-    vmapped = _params(vdirs[i], config)
+    vmapped = saved_state(vdirs[i], config)
     for j, lone in enumerate(alone):
       gap = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(vmapped),
                                                             jax.tree.leaves(lone), strict=True))

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
-from jaxdigits import checkpoints, config as config_lib, models, train
+from conftest import REPO, saved_state
+from jaxdigits import checkpoints, config as config_lib, train
 from jaxdigits.checkpoints import CheckpointError
 
 # A small but real run: 20,000 MNIST digits, a narrow CNN, 3 epochs of ~1 s.
@@ -45,18 +44,6 @@ def cli_args(workdir, **changes):
   return [sys.executable, "-m", "jaxdigits.main", "--config=configs/cnn.py",
           f"--workdir={workdir}", *overrides, "--config.model.dropout=0.0",
           "--config.train.max_shift=0"]
-
-
-def final_params(workdir: Path, config) -> dict:
-  """The parameters of the last checkpoint in ``workdir``, as numpy arrays."""
-  model = models.build(config.model)
-  state = train.create_train_state(jax.random.key(0), model, train.make_optimizer(config.train, 1),
-                                   (28, 28, 1))
-  ckpts = checkpoints.Checkpoints(workdir / "checkpoints", config)
-  restored = ckpts.restore(ckpts.latest_step(), state)
-  ckpts.close()
-  return jax.tree.map(np.asarray, {"params": restored.params, "opt": restored.opt_state,
-                                   "batch_stats": restored.batch_stats})
 
 
 def assert_trees_equal(a, b):
@@ -93,7 +80,7 @@ def test_short_run_learns_and_writes_metrics(reference):
 def test_same_seed_gives_bit_identical_parameters(reference, tmp_path):
   workdir, config, _ = reference
   train.train_and_evaluate(config, tmp_path / "again")
-  assert_trees_equal(final_params(workdir, config), final_params(tmp_path / "again", config))
+  assert_trees_equal(saved_state(workdir, config), saved_state(tmp_path / "again", config))
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(reference, data_env, tmp_path):
@@ -115,7 +102,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(reference, data
   resumed = subprocess.run(cli_args(workdir), cwd=REPO, env=data_env, capture_output=True,
                            timeout=600)
   assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
-  assert_trees_equal(final_params(ref_dir, config), final_params(workdir, config))
+  assert_trees_equal(saved_state(ref_dir, config), saved_state(workdir, config))
   last = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert last["test_accuracy"] == ref_final["test_accuracy"]
 
