@@ -41,6 +41,9 @@ def _require_browser():
 @pytest.fixture(scope="module")
 def browser():
   _require_browser()
+  # The driver and browser are given by path, so Selenium Manager has nothing to fetch; this
+  # also keeps it from sending usage statistics should it run.
+  os.environ.setdefault("SE_AVOID_STATS", "true")
   from selenium import webdriver  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
   options = webdriver.ChromeOptions()
