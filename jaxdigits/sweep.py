@@ -253,11 +253,12 @@ def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: s
     if vmap and len(todo) > 1 and jax.device_count() == 1:
       logging.info("trials %s: vmapped together", todo)
       train_vmapped([configs[i] for i in todo], [dirs[i] for i in todo])
+      seconds.update({i: (time.perf_counter() - start) / len(todo) for i in todo})
     else:
       for i in todo:
+        start = time.perf_counter()
         train.train_and_evaluate(configs[i], dirs[i], evaluate_test=False)
-    for i in todo:
-      seconds[i] = (time.perf_counter() - start) / len(todo)
+        seconds[i] = time.perf_counter() - start
 
   rows = []
   for i, (overrides, d) in enumerate(zip(trials, dirs)):
@@ -323,7 +324,7 @@ def _main(argv: list[str]) -> None:
   try:
     vmap = {"auto": None, "true": True, "false": False}[f.vmap]
     run_sweep(f.config, load_sweep(f.sweep), f.workdir, vmap=vmap)
-  except (SweepError, config_lib.ConfigError) as e:
+  except (SweepError, config_lib.ConfigError, checkpoints.CheckpointError) as e:
     print(f"jaxdigits.sweep: error: {e}", file=sys.stderr)
     sys.exit(2)
 
