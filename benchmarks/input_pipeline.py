@@ -96,7 +96,7 @@ def main(_):
   config = FLAGS.config
   batch = config.train.batch_size
   split = pipeline.load_splits(config.data).train
-  images, labels = pipeline.to_device(split)
+  images, labels = jnp.asarray(split.images), jnp.asarray(split.labels)
   epoch = pipeline.epoch_indices(jax.random.key(0), len(split), batch)
   k = config.train.steps_per_call
   usable = epoch[:len(epoch) // k * k]

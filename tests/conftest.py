@@ -60,30 +60,44 @@ def data_env(raw_dir, tfds_dir) -> dict[str, str]:
           "PYTHONUNBUFFERED": "1"}
 
 
+# A small but real run: 20,000 MNIST digits, a narrow CNN, 3 epochs of ~1 s.
+TINY = {
+    "data.train_limit": 20_000,
+    "model.features": (8, 16),
+    "model.dense": 32,
+    "train.num_epochs": 3,
+    "train.batch_size": 64,
+    "checkpoint.keep": 1,
+    "progress_bar": False,
+}
+
+
+def tiny_config(raw_dir: Path, tfds_dir: Path, **changes):
+  """The ``TINY`` CNN config on the real data; ``changes`` maps "section.field" → value."""
+  from jaxdigits import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.defaults()
+  config.model.name = "cnn"
+  for field, value in {**TINY, **changes}.items():
+    *section, name = field.split(".")
+    (config[section[0]] if section else config)[name] = value
+  config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
+  return config
+
+
 @pytest.fixture(scope="session")
 def tiny_run(raw_dir, tfds_dir, tmp_path_factory):
-  """A small trained run per dataset, shared by the evaluate, predict and report tests.
+  """A ``TINY`` trained run per dataset, shared by the evaluate, predict and report tests.
 
-  ``tiny_run("mnist")`` trains on first use (~30 s): 20,000 digits, a narrow CNN, 3 epochs;
-  USPS is resized MNIST-style so one model shape reads both datasets.
+  ``tiny_run("mnist")`` trains on first use (~30 s); USPS is resized MNIST-style so one
+  model shape reads both datasets.
   """
-  from jaxdigits import config as config_lib, train  # pylint: disable=g-import-not-at-top
+  from jaxdigits import train  # pylint: disable=g-import-not-at-top
   runs = {}
 
   def get(dataset: str = "mnist") -> Path:
     if dataset not in runs:
-      config = config_lib.defaults()
-      config.data.dataset = dataset
-      config.data.mnist_style = True
-      config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
-      config.data.train_limit = 20_000
-      config.model.name = "cnn"
-      config.model.features = (8, 16)
-      config.model.dense = 32
-      config.train.num_epochs = 3
-      config.train.batch_size = 64
-      config.checkpoint.keep = 1
-      config.progress_bar = False
+      config = tiny_config(raw_dir, tfds_dir, **{"data.dataset": dataset,
+                                                 "data.mnist_style": True})
       runs[dataset] = tmp_path_factory.mktemp(f"tiny_{dataset}_run")
       train.train_and_evaluate(config, runs[dataset])
     return runs[dataset]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_train import tiny_config
+from conftest import tiny_config
 from jaxdigits import train
 
 FIELDS = {

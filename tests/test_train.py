@@ -13,31 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, saved_state
-from jaxdigits import checkpoints, config as config_lib, train
+from conftest import REPO, TINY, saved_state, tiny_config
+from jaxdigits import checkpoints, train
 from jaxdigits.checkpoints import CheckpointError
-
-# A small but real run: 20,000 MNIST digits, a narrow CNN, 3 epochs of ~1 s.
-TINY = {
-    "data.train_limit": 20_000,
-    "model.features": (8, 16),
-    "model.dense": 32,
-    "train.num_epochs": 3,
-    "train.batch_size": 64,
-    "checkpoint.keep": 1,
-    "progress_bar": False,
-}
-
-
-def tiny_config(raw_dir, tfds_dir, **changes):
-  config = config_lib.defaults()
-  config.model.name = "cnn"
-  for field, value in {**TINY, **changes}.items():
-    *section, name = field.split(".")
-    (config[section[0]] if section else config)[name] = value
-  config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
-  return config
-
 
 def cli_args(workdir, **changes):
   overrides = [f"--config.{k}={v}" for k, v in {**TINY, **changes}.items()]

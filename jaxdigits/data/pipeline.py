@@ -78,10 +78,6 @@ def load_splits(data: ml_collections.ConfigDict) -> Splits:
   return splits
 
 
-def to_device(split: Split) -> tuple[jax.Array, jax.Array]:
-  return jnp.asarray(split.images), jnp.asarray(split.labels)
-
-
 def epoch_indices(key: jax.Array, num_examples: int, batch_size: int) -> np.ndarray:
   """A shuffled epoch as int32 indices [steps, batch_size]; the ragged tail is dropped."""
   steps = num_examples // batch_size
