@@ -38,6 +38,10 @@ def make_optimizer(t: ml_collections.ConfigDict, total_steps: int) -> optax.Grad
 
 def create_train_state(key: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
                        image_shape: tuple[int, ...]) -> TrainState:
-  variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
-  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                           batch_stats=variables.get("batch_stats", {}))
+  # One compiled program: run op by op, initialisation took ~4 s of a 1-epoch run on a CPU.
+  @jax.jit
+  def init(key):
+    variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+    return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                             batch_stats=variables.get("batch_stats", {}))
+  return init(key)
