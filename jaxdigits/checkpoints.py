@@ -43,7 +43,9 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
   """Fields that differ between two JSON configs, except those a resume may change."""
-  a, b = _flatten(saved), _flatten(current)
+  # A field added to jaxdigits after the checkpoint was written counts as its default.
+  a = {**_flatten(config_to_json(config_lib.defaults())), **_flatten(saved)}
+  b = _flatten(current)
   return [f"{k}: checkpoint has {a.get(k)!r}, config has {b.get(k)!r}"
           for k in sorted(set(a) | set(b))
           if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)]

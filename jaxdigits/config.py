@@ -54,6 +54,8 @@ def defaults() -> ml_collections.ConfigDict:
   config.train.warmup_fraction = 0.2  # onecycle / cosine warm-up, as a fraction of all steps
   config.train.label_smoothing = 0.0
   config.train.max_shift = 0  # random translation of training digits, in pixels
+  config.train.max_rotation = 0.0  # random rotation of training digits, in degrees
+  config.train.max_scale = 0.0  # random scaling of training digits by 1 ± this
   # Train steps unrolled into one jitted call (measured: benchmarks/input_pipeline.py).
   config.train.steps_per_call = 4
   config.train.eval_batch_size = 500  # measured faster than 1000 on XLA:CPU
@@ -144,6 +146,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
   _require(isinstance(t.max_shift, int) and t.max_shift >= 0, "train.max_shift",
            "must be a non-negative integer")
+  _require(0 <= t.max_rotation <= 90, "train.max_rotation", "must be in [0, 90] degrees")
+  _require(0 <= t.max_scale < 1, "train.max_scale", "must be in [0, 1)")
   _require(isinstance(t.steps_per_call, int) and t.steps_per_call > 0, "train.steps_per_call",
            "must be a positive integer")
   _require(isinstance(t.eval_batch_size, int) and t.eval_batch_size > 0, "train.eval_batch_size",

@@ -173,7 +173,8 @@ def train_vmapped(configs: list[ml_collections.ConfigDict], workdirs: list[Path]
       splits.train.labels, device)
 
   def compile_steps(n):
-    steps = train.train_steps(n, max_shift=t.max_shift, label_smoothing=t.label_smoothing)
+    steps = train.train_steps(n, max_shift=t.max_shift, label_smoothing=t.label_smoothing,
+                              max_rotation=t.max_rotation, max_scale=t.max_scale)
 
     def one_trial(state, hp, indices, key):
       trial_tx = make_optimizer(types.SimpleNamespace(**{**t.to_dict(), **hp}), total_steps)

@@ -22,3 +22,14 @@ def test_keeps_latest_and_best_and_reports_the_best(tmp_path):
   restored = reopened.restore(2, {"w": jnp.zeros(3)})
   np.testing.assert_array_equal(restored["w"], [2.0, 2.0, 2.0])
   reopened.close()
+
+
+def test_a_field_added_since_the_checkpoint_counts_as_its_default():
+  config = config_lib.defaults()
+  config.model.name = "cnn"
+  saved = checkpoints.config_to_json(config)
+  del saved["train"]["max_rotation"]  # as written before the field existed
+  assert checkpoints.config_differences(saved, checkpoints.config_to_json(config)) == []
+  config.train.max_rotation = 10.0
+  assert checkpoints.config_differences(saved, checkpoints.config_to_json(config)) == [
+      "train.max_rotation: checkpoint has 0.0, config has 10.0"]

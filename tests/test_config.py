@@ -11,7 +11,7 @@ def _cnn():
   return config_lib.load_file(REPO / "configs" / "cnn.py")
 
 
-@pytest.mark.parametrize("name", ["cnn.py", "usps_cnn.py"])
+@pytest.mark.parametrize("name", ["cnn.py", "usps_cnn.py", "fast.py", "best.py"])
 def test_shipped_configs_are_valid(name):
   config_lib.validate(config_lib.load_file(REPO / "configs" / name))
 
@@ -33,6 +33,9 @@ def test_missing_config_file_is_named():
     ("train.num_epochs", 0, r"train\.num_epochs: must be a positive integer"),
     ("train.optimizer", "lion", r"train\.optimizer: unknown optimizer 'lion'"),
     ("data.validation_fraction", 1.0, r"data\.validation_fraction: must be in \(0, 1\)"),
+    ("train.max_rotation", -5.0, r"train\.max_rotation: must be in \[0, 90\] degrees"),
+    ("train.max_scale", 1.0, r"train\.max_scale: must be in \[0, 1\)"),
+    ("model.space_to_depth", 0, r"model\.space_to_depth: must be a positive integer"),
 ])
 def test_invalid_field_is_named(field, value, match):
   config = _cnn()

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY, saved_state, tiny_config
-from jaxdigits import checkpoints, train
+from jaxdigits import checkpoints, config as config_lib, train
 from jaxdigits.checkpoints import CheckpointError
+from jaxdigits.data import load_tfds, pipeline
+
 
 def cli_args(workdir, **changes):
   overrides = [f"--config.{k}={v}" for k, v in {**TINY, **changes}.items()]
@@ -36,6 +38,31 @@ def reference(raw_dir, tfds_dir, tmp_path_factory):
   config = tiny_config(raw_dir, tfds_dir, **{"model.dropout": 0.0, "train.max_shift": 0})
   final = train.train_and_evaluate(config, workdir)
   return workdir, config, final
+
+
+def test_affine_augmentation_is_exact_at_zero_and_keeps_the_ink(raw_dir, tfds_dir):
+  images = pipeline.normalize(load_tfds("mnist", "test", raw_dir=str(raw_dir),
+                                        data_dir=str(tfds_dir), stop=64).images)
+  key = jax.random.key(0)
+  np.testing.assert_array_equal(train.random_affine(key, images, 0.0, 0.0), images)
+  moved = np.asarray(train.random_affine(key, images, 15.0, 0.0))
+  ink, moved_ink = np.asarray(images).sum((1, 2, 3)), moved.sum((1, 2, 3))
+  # A rotation moves pixels but keeps the digit: bilinear resampling changes total ink
+  # only by blurring, a few percent.
+  assert np.abs(moved - np.asarray(images)).mean() > 0.01
+  np.testing.assert_allclose(moved_ink, ink, rtol=0.08)
+  grown = np.asarray(train.random_affine(key, images, 0.0, 0.2))
+  assert not np.allclose(grown, images)
+
+
+def test_fast_config_passes_99_percent(raw_dir, tfds_dir, tmp_path):
+  """configs/fast.py as benchmarks/time_to_99.py runs it (measured: 99.20% test)."""
+  config = config_lib.load_file(REPO / "configs" / "fast.py")
+  config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
+  config.progress_bar = False
+  final = train.train_and_evaluate(config, tmp_path)
+  assert final["test_accuracy"] >= 0.988, final
+  assert 0 < final["train_seconds"] < 300, final
 
 
 def test_short_run_learns_and_writes_metrics(reference):

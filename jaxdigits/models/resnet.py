@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdigits.models.cnn import check_space_to_depth, space_to_depth
+
 
 class ResNet(nn.Module):
   """A conv stem, then per stage ``blocks_per_stage`` basic blocks (two 3x3 conv-BN, identity
@@ -15,11 +17,17 @@ class ResNet(nn.Module):
 
   stage_features: Sequence[int] = (16, 32, 64)
   blocks_per_stage: int = 1
+  space_to_depth: int = 1  # as in the CNN: 2 runs the first stage at 14x14, ~3x cheaper
   num_classes: int = 10
   bn_axis_name: str | None = None  # set by the pmap strategy: statistics over all devices
 
+  def __post_init__(self):
+    check_space_to_depth(self.space_to_depth)
+    super().__post_init__()
+
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = space_to_depth(x, self.space_to_depth)
     norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
                                 axis_name=self.bn_axis_name if train else None)
     x = nn.relu(norm()(nn.Conv(self.stage_features[0], (3, 3), use_bias=False)(x)))
