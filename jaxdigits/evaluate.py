@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from jaxdigits import checkpoints, config as config_lib, plots, preprocess
+from jaxdigits import checkpoints, config as config_lib, plots, predict, preprocess
 from jaxdigits.data import DataError, Split, load_tfds
 from jaxdigits.predict import Predictor, quiet_libraries
 
@@ -191,22 +191,27 @@ def workdir_of(path: str | Path) -> Path:
   return path.parent if path.name == "checkpoints" else path
 
 
-def evaluate_run(path: str | Path, dataset: str | None = None, split: str = "test", *,
-                 out_dir: str | Path | None = None, raw_dir: str | None = None,
-                 data_dir: str | None = None, predictor: Predictor | None = None
-                 ) -> tuple[dict[str, Any], Path]:
-  """Evaluates the run at ``path`` on ``dataset`` (default: its own) and writes the outputs.
+def evaluate_run(path: str | Path | Sequence[str | Path], dataset: str | None = None,
+                 split: str = "test", *, out_dir: str | Path | None = None,
+                 raw_dir: str | None = None, data_dir: str | None = None,
+                 predictor: Predictor | None = None) -> tuple[dict[str, Any], Path]:
+  """Evaluates the run at ``path`` (several: their ensemble) on ``dataset`` (default: its
+  own) and writes the outputs.
 
-  Returns (metrics, output folder); the folder defaults to <workdir>/eval/<dataset>_<split>.
+  Returns (metrics, output folder); the folder defaults to <workdir>/eval/<dataset>_<split>,
+  for an ensemble <first workdir>/eval/ensemble<N>_<dataset>_<split>.
   """
-  predictor = predictor or Predictor.load(path)
+  paths = [path] if isinstance(path, (str, Path)) else list(path)
+  predictor = predictor or predict.load(paths)
   trained_on = predictor.config.data.dataset
   dataset = dataset or trained_on
   data = load_eval_split(predictor, dataset, split, raw_dir=raw_dir, data_dir=data_dir)
-  out = Path(out_dir) if out_dir else workdir_of(path) / "eval" / f"{dataset}_{split}"
+  name = f"{dataset}_{split}" if len(paths) == 1 else f"ensemble{len(paths)}_{dataset}_{split}"
+  out = Path(out_dir) if out_dir else workdir_of(paths[0]) / "eval" / name
   description = {"dataset": dataset, "split": split, "trained_on": trained_on,
                  "cross_dataset": dataset != trained_on,
-                 "input_shape": list(predictor.input_shape)}
+                 "input_shape": list(predictor.input_shape),
+                 "runs": [str(workdir_of(p)) for p in paths]}
   return evaluate(predictor, data, out, description=description), out
 
 
@@ -214,8 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   # argparse, not absl flags: report imports this module and flags are process globals.
   parser = argparse.ArgumentParser(prog="python -m jaxdigits.evaluate",
                                    description="Evaluate a trained run and analyse its errors.")
-  parser.add_argument("--workdir", "--checkpoint", dest="workdir", required=True,
-                      help="training workdir or its checkpoints/ folder")
+  parser.add_argument("--workdir", "--checkpoint", dest="workdir", required=True, nargs="+",
+                      help="training workdir or its checkpoints/ folder; several: evaluate "
+                           "their ensemble (probabilities averaged)")
   parser.add_argument("--dataset", choices=config_lib.DATASETS,
                       help="dataset to evaluate on (default: the one the model was trained on)")
   parser.add_argument("--split", default="test", choices=SPLITS)
@@ -232,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"
                     for p in result["confused_pairs"][:3])
-  print(f"{result['dataset']} {result['split']} ({result['examples']} images, model trained on "
+  model = "model" if len(args.workdir) == 1 else f"ensemble of {len(args.workdir)} models"
+  print(f"{result['dataset']} {result['split']} ({result['examples']} images, {model} trained on "
         f"{result['trained_on']}): accuracy={result['accuracy']:.4f} "
         f"macro_f1={result['macro']['f1']:.4f} log_loss={result['log_loss']:.4f} "
         f"ece={result['expected_calibration_error']:.4f}")

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxdigits import checkpoints, config as config_lib, preprocess
+from jaxdigits import checkpoints, classic, config as config_lib, preprocess
 
 ApplyFn = Callable[..., jax.Array]
 
@@ -80,7 +80,10 @@ class Predictor:
 
   @classmethod
   def load(cls, path: str | Path) -> Predictor:
-    """The best-on-validation checkpoint of a training workdir (or its checkpoints/ folder)."""
+    """The best-on-validation checkpoint of a training workdir (or its checkpoints/ folder);
+    for a classic model's workdir, its fitted state."""
+    if (Path(path) / classic.STATE_DIR).is_dir() or Path(path).name == classic.STATE_DIR:
+      return ClassicPredictor.load(path)
     config, model, variables = checkpoints.load_for_inference(path)
     return cls(config, model, variables)
 
@@ -125,6 +128,67 @@ class Predictor:
         results[i] = Prediction(names[i], int(top[0]), float(p[top[0]]),
                                 [(int(d), float(p[d])) for d in top])
     return results
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicPredictor(Predictor):
+  """A fitted kNN, SVM or random forest behind the same interface (``model`` is None).
+
+  Its logits are log class probabilities where the model has them (kNN vote shares, the
+  forest's tree average) and the SVMs' decision values otherwise, read like logits.
+  """
+
+  fitted: Any = None
+
+  @classmethod
+  def load(cls, path: str | Path) -> ClassicPredictor:
+    config, fitted = classic.load(path)
+    return cls(config, None, {}, fitted=fitted)
+
+  def logits(self, images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.shape[1:] != self.input_shape:
+      raise ValueError(f"images of shape {images.shape[1:]} given to a model that reads "
+                       f"{self.input_shape}")
+    scores = np.asarray(self.fitted.scores(classic.featurize(self.fitted, images)), np.float64)
+    if self.fitted.name in ("knn", "random_forest"):
+      probs = scores / scores.sum(-1, keepdims=True)
+      return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+    return scores
+
+
+@dataclasses.dataclass(frozen=True)
+class Ensemble(Predictor):
+  """Several trained runs reading the same input, their probabilities averaged.
+
+  ``config``, ``model`` and ``variables`` are the first member's (they fix the input
+  format); ``logits`` are the log of the mean probability, so everything that reads logits
+  (evaluation, prediction, the demo) serves an ensemble unchanged.
+  """
+
+  members: tuple[Predictor, ...] = ()
+
+  @classmethod
+  def of(cls, members: Sequence[Predictor]) -> Ensemble:
+    shapes = {m.input_shape for m in members}
+    if len(shapes) != 1:
+      raise ValueError(f"ensemble members read different inputs {sorted(shapes)}; combine "
+                       "runs trained on the same input format")
+    first = members[0]
+    return cls(first.config, first.model, first.variables, first.batch_size, tuple(members))
+
+  def logits(self, images: np.ndarray) -> np.ndarray:
+    probs = np.mean([m.probabilities(images) for m in self.members], axis=0)
+    return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+
+
+def load(paths: str | Path | Sequence[str | Path]) -> Predictor:
+  """The Predictor of one run, or the Ensemble of several."""
+  if isinstance(paths, (str, Path)):
+    return Predictor.load(paths)
+  if len(paths) == 1:
+    return Predictor.load(paths[0])
+  return Ensemble.of([Predictor.load(p) for p in paths])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from jaxdigits import evaluate, predict
+from jaxdigits import config as config_lib, evaluate, predict, train
 from jaxdigits.data import load_tfds
 from jaxdigits.predict import Predictor
 
@@ -131,3 +132,38 @@ def test_cli_bad_workdir_is_one_line_error(tmp_path, capsys):
   assert evaluate.main([f"--workdir={tmp_path / 'missing'}"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "missing" in err[0] and "workdir" in err[0]
+
+
+def test_ensemble_averages_member_probabilities(workdir, tiny_run, raw_dir, tfds_dir, capsys,
+                                                monkeypatch):
+  runs = [workdir, tiny_run("usps")]  # both read 28x28 MNIST-style digits
+  images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
+                     stop=300).images
+  ensemble = predict.load(runs)
+  members = [Predictor.load(r).probabilities(images) for r in runs]
+  assert not np.allclose(members[0], members[1], atol=1e-3)  # two different models
+  np.testing.assert_allclose(np.exp(ensemble.logits(images)), np.mean(members, axis=0),
+                             rtol=1e-5, atol=1e-7)
+  monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
+  assert evaluate.main(["--workdir", *map(str, runs), "--dataset=mnist",
+                        f"--data_dir={tfds_dir}"]) == 0
+  assert "ensemble of 2 models" in capsys.readouterr().out
+  written = json.loads((workdir / "eval" / "ensemble2_mnist_test" / "metrics.json").read_text())
+  assert written["runs"] == [str(r) for r in runs] and written["examples"] == 10_000
+
+
+@pytest.mark.parametrize("name,fields", [("random_forest", {"n_estimators": 10}),
+                                         ("knn", {"k": 3})])
+def test_classic_runs_evaluate_through_the_same_interface(raw_dir, tfds_dir, tmp_path, name,
+                                                          fields):
+  config = config_lib.defaults()
+  config.model = ml_collections.ConfigDict({"name": name, **fields})
+  config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
+  config.data.train_limit = 2000
+  final = train.train_and_evaluate(config, tmp_path)
+  metrics, out = evaluate.evaluate_run(tmp_path, raw_dir=str(raw_dir), data_dir=str(tfds_dir))
+  assert metrics["accuracy"] == final["test_accuracy"] > 0.75
+  assert (out / "confusion_matrix.png").is_file()
+  probs = np.exp(Predictor.load(tmp_path).logits(
+      load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=50).images))
+  np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)  # vote shares / tree averages
