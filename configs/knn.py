@@ -9,5 +9,6 @@ def get_config() -> ml_collections.ConfigDict:
   config = defaults()
   config.model.name = "knn"
   config.model.features = "pixels"
+  config.model.pca = 0  # exact integer distances on the uint8 pixels
   config.model.k = 3
   return config

@@ -251,7 +251,8 @@ def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: s
     if not todo:
       continue
     start = time.perf_counter()
-    if vmap and len(todo) > 1 and jax.device_count() == 1:
+    if (vmap and len(todo) > 1 and jax.device_count() == 1
+        and base.model.name not in models.CLASSIC):
       logging.info("trials %s: vmapped together", todo)
       train_vmapped([configs[i] for i in todo], [dirs[i] for i in todo])
       seconds.update({i: (time.perf_counter() - start) / len(todo) for i in todo})
@@ -268,10 +269,9 @@ def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: s
                  "best_epoch": final["best_epoch"], "seconds": seconds.get(i),
                  "test_accuracy": None})
   best = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
-  config, model, variables = checkpoints.load_for_inference(dirs[best])
-  test = pipeline.load_splits(config.data).test
-  rows[best]["test_accuracy"] = evaluate.accuracy(
-      predict.batched_logits(model.apply, variables, test.images), test.labels)
+  predictor = predict.Predictor.load(dirs[best])  # a Flax checkpoint or a classic fit
+  test = pipeline.load_splits(predictor.config.data).test
+  rows[best]["test_accuracy"] = evaluate.accuracy(predictor.logits(test.images), test.labels)
   _write_results(rows, best, list(sweep["parameters"]), workdir, dirs)
   return rows
 

@@ -142,7 +142,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   config = config_lib.validate(config)
   if config.model.name in models.CLASSIC:
     from jaxdigits import classic  # pylint: disable=g-import-not-at-top
-    return classic.fit_and_evaluate(config, workdir)
+    return classic.fit_and_evaluate(config, workdir, evaluate_test=evaluate_test)
   parallel.initialize_distributed(config.parallel)
   strategy = parallel.make_strategy(config)
   workdir = Path(workdir)

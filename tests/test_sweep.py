@@ -131,3 +131,19 @@ def test_sweep_cli_refuses_a_bad_sweep_in_one_line(tmp_path, data_env):
   assert result.returncode == 2
   assert "sweep parameter train.lr: no such config field" in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_classic_sweep_selects_on_validation_and_tests_only_the_best(tmp_path, raw_dir,
+                                                                      tfds_dir):
+  from jaxdigits import config as config_lib  # pylint: disable=g-import-not-at-top
+  base = config_lib.load_file(REPO / "configs" / "knn.py")
+  base.data.raw_dir, base.data.tfds_dir = str(raw_dir), str(tfds_dir)
+  base.data.train_limit = 2000
+  spec = {"method": "grid", "parameters": {"model.k": [1, 3, 5]}}
+  rows = sweep.run_sweep(base, spec, tmp_path)
+  best = max(rows, key=lambda r: r["val_accuracy"])
+  assert [r["test_accuracy"] is not None for r in rows].count(True) == 1
+  assert best["test_accuracy"] > 0.8
+  for r in rows:  # trials never computed test accuracy
+    final = json.loads((tmp_path / r["trial"] / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "test_accuracy" not in final and final["val_accuracy"] == r["val_accuracy"]
