@@ -73,10 +73,10 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax
   metric sums added over the axis. ``tx`` replaces ``state.tx``: vmapped sweeps build it
   from traced hyperparameters.
   """
-  aug_key, affine_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step), 3)
+  aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
   x = pipeline.normalize(images)
-  if max_rotation or max_scale:
-    x = random_affine(affine_key, x, max_rotation, max_scale, axis_name)
+  if max_rotation or max_scale:  # a key of its own; runs without it keep their old streams
+    x = random_affine(jax.random.fold_in(aug_key, 1), x, max_rotation, max_scale, axis_name)
   if max_shift:
     x = random_shift(aug_key, x, max_shift, axis_name)
   if axis_name is not None:  # one dropout stream per device, not the same mask everywhere
