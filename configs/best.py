@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.convs_per_block = 2
   config.model.dense = 256
   config.model.dropout = 0.3
-  config.train.num_epochs = 20
+  config.train.num_epochs = 30
   config.train.batch_size = 128
   config.train.learning_rate = 3e-3
   config.train.max_shift = 2
