@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import f1_score
 
-from jaxdigits import checkpoints, classic, config as config_lib, features, predict, train
+from jaxdigits import classic, config as config_lib, features, predict, train
 from jaxdigits.data import pipeline
 from jaxdigits.models import CLASSIC
 
@@ -62,20 +62,14 @@ def entry_config(entry: str, dataset: str, train_limit: int, epochs: int
 
 def _measure(entry: str, workdir: Path, test: pipeline.Split, final: dict[str, Any]
              ) -> dict[str, Any]:
-  if (workdir / classic.STATE_DIR).is_dir():
-    _, model = classic.load(workdir)
-    x = classic.featurize(model, test.images)
-    model.predict(x[:10])  # compile once
-    start = time.perf_counter()
-    pred = model.predict(classic.featurize(model, test.images))
-    seconds = time.perf_counter() - start
+  predictor = predict.Predictor.load(workdir)  # a Flax checkpoint or a classic fit
+  predictor.logits(test.images[:predictor.batch_size])  # compile / build the index once
+  start = time.perf_counter()
+  pred = predictor.logits(test.images).argmax(-1)
+  seconds = time.perf_counter() - start
+  if "fit_seconds" in final:
     train_seconds = final["fit_seconds"]
-  else:
-    _, model, variables = checkpoints.load_for_inference(workdir)
-    predict.batched_logits(model.apply, variables, test.images)  # compile once
-    start = time.perf_counter()
-    pred = predict.batched_logits(model.apply, variables, test.images).argmax(-1)
-    seconds = time.perf_counter() - start
+  else:  # every epoch's, also those of earlier, resumed invocations
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     train_seconds = sum(r.get("epoch_seconds", 0.0) for r in records)
   return {"model": entry, "test_accuracy": float(np.mean(pred == test.labels)),
