@@ -91,13 +91,17 @@ class Predictor:
   def input_shape(self) -> tuple[int, int, int]:
     return config_lib.image_shape(self.config.data)
 
-  def logits(self, images: np.ndarray) -> np.ndarray:
-    """Logits for uint8 images [N,H,W,1] already in the model's input format."""
+  def _checked(self, images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.shape[1:] != self.input_shape:
       raise ValueError(f"images of shape {images.shape[1:]} given to a model that reads "
                        f"{self.input_shape}")
-    return batched_logits(self.model.apply, self.variables, images, self.batch_size)
+    return images
+
+  def logits(self, images: np.ndarray) -> np.ndarray:
+    """Logits for uint8 images [N,H,W,1] already in the model's input format."""
+    return batched_logits(self.model.apply, self.variables, self._checked(images),
+                          self.batch_size)
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
     return np.asarray(jax.nn.softmax(self.logits(images), -1))
@@ -146,11 +150,8 @@ class ClassicPredictor(Predictor):
     return cls(config, None, {}, fitted=fitted)
 
   def logits(self, images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.shape[1:] != self.input_shape:
-      raise ValueError(f"images of shape {images.shape[1:]} given to a model that reads "
-                       f"{self.input_shape}")
-    scores = np.asarray(self.fitted.scores(classic.featurize(self.fitted, images)), np.float64)
+    features = classic.featurize(self.fitted, self._checked(images))
+    scores = np.asarray(self.fitted.scores(features), np.float64)
     if self.fitted.name in ("knn", "random_forest"):
       probs = scores / scores.sum(-1, keepdims=True)
       return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
