@@ -270,7 +270,9 @@ def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: s
                  "test_accuracy": None})
   best = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
   predictor = predict.Predictor.load(dirs[best])  # a Flax checkpoint or a classic fit
-  test = pipeline.load_splits(predictor.config.data).test
+  data = predictor.config.data  # only the test split: train and validation are not needed
+  test = evaluate.load_eval_split(predictor, data.dataset, "test", raw_dir=data.raw_dir,
+                                  data_dir=data.tfds_dir)
   rows[best]["test_accuracy"] = evaluate.accuracy(predictor.logits(test.images), test.labels)
   _write_results(rows, best, list(sweep["parameters"]), workdir, dirs)
   return rows
