@@ -63,6 +63,7 @@ def test_fast_config_passes_99_percent(raw_dir, tfds_dir, tmp_path):
   final = train.train_and_evaluate(config, tmp_path)
   assert final["test_accuracy"] >= 0.988, final
   assert 0 < final["train_seconds"] < 300, final
+  assert 0 < final["compile_seconds"] < final["train_seconds"], final
 
 
 def test_short_run_learns_and_writes_metrics(reference):
