@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import jax
+import numpy as np
 import pytest
+from jax import lax
 
 from conftest import tiny_config
 from jaxdigits import train
+from jaxdigits.models.cnn import CNN, conv_as_matmul
+from jaxdigits.models.resnet import ResNet
 
 FIELDS = {
     "linear": {},
@@ -23,3 +28,27 @@ def test_tiny_run_beats_chance(raw_dir, tfds_dir, tmp_path, name):
   final = train.train_and_evaluate(config, tmp_path)
   # Chance is 0.10; the ResNet's BatchNorm statistics lag after ~90 steps, so the floor is low.
   assert final["test_accuracy"] > 0.25, final
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, "SAME"), (3, 2, "SAME"),
+                                                     (1, 2, "SAME"), (3, 1, "VALID")])
+def test_conv_as_matmul_is_the_convolution(kernel, stride, padding):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 7, 8, 5)).astype(np.float32)
+  w = rng.normal(size=(kernel, kernel, 5, 6)).astype(np.float32)
+  want = lax.conv_general_dilated(x, w, (stride, stride), padding,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(conv_as_matmul(x, w, (stride, stride), padding), want,
+                             rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", [CNN(features=(4, 8)), ResNet(stage_features=(4, 8))])
+def test_matmul_convs_keep_parameters_and_outputs(model):
+  """Sweeps swap the convolution (``conv=``): checkpoints and predictions must not change."""
+  x = np.random.default_rng(1).uniform(size=(3, 28, 28, 1)).astype(np.float32)
+  variables = model.init(jax.random.key(0), x, train=False)
+  swapped = model.clone(conv=conv_as_matmul)
+  assert (jax.tree.structure(swapped.init(jax.random.key(0), x, train=False))
+          == jax.tree.structure(variables))
+  np.testing.assert_allclose(swapped.apply(variables, x, train=False),
+                             model.apply(variables, x, train=False), rtol=1e-4, atol=1e-5)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -20,6 +21,7 @@ class ResNet(nn.Module):
   space_to_depth: int = 1  # as in the CNN: 2 runs the first stage at 14x14, ~3x cheaper
   num_classes: int = 10
   bn_axis_name: str | None = None  # set by the pmap strategy: statistics over all devices
+  conv: Callable | None = None  # as in the CNN
 
   def __post_init__(self):
     check_space_to_depth(self.space_to_depth)
@@ -30,14 +32,15 @@ class ResNet(nn.Module):
     x = space_to_depth(x, self.space_to_depth)
     norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
                                 axis_name=self.bn_axis_name if train else None)
-    x = nn.relu(norm()(nn.Conv(self.stage_features[0], (3, 3), use_bias=False)(x)))
+    conv = functools.partial(nn.Conv, use_bias=False, conv_general_dilated=self.conv)
+    x = nn.relu(norm()(conv(self.stage_features[0], (3, 3))(x)))
     for stage, features in enumerate(self.stage_features):
       for block in range(self.blocks_per_stage):
         strides = (2, 2) if stage > 0 and block == 0 else (1, 1)
-        y = nn.relu(norm()(nn.Conv(features, (3, 3), strides, use_bias=False)(x)))
-        y = norm()(nn.Conv(features, (3, 3), use_bias=False)(y))
+        y = nn.relu(norm()(conv(features, (3, 3), strides)(x)))
+        y = norm()(conv(features, (3, 3))(y))
         if x.shape[-1] != features or strides != (1, 1):
-          x = norm()(nn.Conv(features, (1, 1), strides, use_bias=False)(x))
+          x = norm()(conv(features, (1, 1), strides)(x))
         x = nn.relu(x + y)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
