@@ -35,7 +35,8 @@ def build(model: ml_collections.ConfigDict) -> nn.Module:
     raise ValueError(f"config field model.name: unknown model {model.name!r}; "
                      f"known: {sorted({*REGISTRY, *CLASSIC})}")
   cls = REGISTRY[model.name]
-  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  # bn_axis_name and conv are set by the trainer and the sweep, not by configs.
+  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "bn_axis_name", "conv"}
   kwargs = {k: v for k, v in model.items() if k != "name"}
   unknown = sorted(set(kwargs) - fields)
   if unknown:
