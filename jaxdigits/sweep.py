@@ -156,9 +156,11 @@ def train_vmapped(configs: list[ml_collections.ConfigDict], workdirs: list[Path]
   device = jax.devices()[0]
   ckpts = [checkpoints.Checkpoints(w / "checkpoints", c) for c, w in zip(configs, workdirs)]
   splits = pipeline.load_splits(base.data)
-  model = models.build(base.model)
+  model = trained = models.build(base.model)
   if jax.default_backend() == "cpu" and "conv" in {f.name for f in dataclasses.fields(model)}:
-    model = model.clone(conv=conv_as_matmul)  # why: conv_as_matmul's docstring
+    # Why: conv_as_matmul's docstring. Validation runs one trial at a time, where XLA's
+    # convolution was faster (6,000 digits: 0.34 s against 0.93 s).
+    trained = model.clone(conv=conv_as_matmul)
   steps_per_epoch = len(splits.train) // t.batch_size
   total_steps = steps_per_epoch * t.num_epochs
   keys = [jax.random.split(jax.random.key(c.seed), 3) for c in configs]
@@ -166,7 +168,8 @@ def train_vmapped(configs: list[ml_collections.ConfigDict], workdirs: list[Path]
   # injected as traced values in the step.
   tx = make_optimizer(t, total_steps)
   # vmapped, the initialisation compiles once instead of once per trial (~1.8 s each).
-  stacked = jax.vmap(lambda k: create_train_state(k, model, tx, splits.train.images.shape[1:]))(
+  shape = splits.train.images.shape[1:]
+  stacked = jax.vmap(lambda k: create_train_state(k, trained, tx, shape))(
       jnp.stack([k[0] for k in keys]))
   start_epoch = min(c.latest_step() or 0 for c in ckpts)
   if start_epoch:
