@@ -134,6 +134,11 @@ class Predictor:
     return results
 
 
+def _log(probs: np.ndarray) -> np.ndarray:
+  """Probabilities as logits; a zero probability becomes a large negative, not -inf."""
+  return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassicPredictor(Predictor):
   """A fitted kNN, SVM or random forest behind the same interface (``model`` is None).
@@ -153,8 +158,7 @@ class ClassicPredictor(Predictor):
     features = classic.featurize(self.fitted, self._checked(images))
     scores = np.asarray(self.fitted.scores(features), np.float64)
     if self.fitted.name in ("knn", "random_forest"):
-      probs = scores / scores.sum(-1, keepdims=True)
-      return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+      return _log(scores / scores.sum(-1, keepdims=True))
     return scores
 
 
@@ -179,8 +183,7 @@ class Ensemble(Predictor):
     return cls(first.config, first.model, first.variables, first.batch_size, tuple(members))
 
   def logits(self, images: np.ndarray) -> np.ndarray:
-    probs = np.mean([m.probabilities(images) for m in self.members], axis=0)
-    return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+    return _log(np.mean([m.probabilities(images) for m in self.members], axis=0))
 
 
 def load(paths: str | Path | Sequence[str | Path]) -> Predictor:

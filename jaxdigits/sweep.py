@@ -13,7 +13,6 @@ trial is chosen on validation accuracy; only that one is evaluated on test.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import itertools
 import json
 import sys
@@ -157,7 +156,7 @@ def train_vmapped(configs: list[ml_collections.ConfigDict], workdirs: list[Path]
   ckpts = [checkpoints.Checkpoints(w / "checkpoints", c) for c, w in zip(configs, workdirs)]
   splits = pipeline.load_splits(base.data)
   model = trained = models.build(base.model)
-  if jax.default_backend() == "cpu" and "conv" in {f.name for f in dataclasses.fields(model)}:
+  if jax.default_backend() == "cpu" and hasattr(model, "conv"):  # CNN, ResNet
     # Why: conv_as_matmul's docstring. Validation runs one trial at a time, where XLA's
     # convolution was faster (6,000 digits: 0.34 s against 0.93 s).
     trained = model.clone(conv=conv_as_matmul)
