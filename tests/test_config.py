@@ -1,9 +1,11 @@
 """Config validation: bad fields are refused before any work, naming the field."""
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from conftest import REPO
-from jaxdigits import config as config_lib
+from jaxdigits import config as config_lib, models
 from jaxdigits.config import ConfigError
 
 
@@ -11,9 +13,12 @@ def _cnn():
   return config_lib.load_file(REPO / "configs" / "cnn.py")
 
 
-@pytest.mark.parametrize("name", ["cnn.py", "usps_cnn.py", "fast.py", "best.py"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.py")))
 def test_shipped_configs_are_valid(name):
-  config_lib.validate(config_lib.load_file(REPO / "configs" / name))
+  config = config_lib.validate(config_lib.load_file(REPO / "configs" / name))
+  if config.model.name in models.REGISTRY:  # the layout must fit the image, not just parse
+    jax.eval_shape(lambda: models.build(config.model).init(
+        jax.random.key(0), jnp.zeros((1, *config_lib.image_shape(config.data))), train=False))
 
 
 def test_missing_config_file_is_named():
@@ -36,6 +41,8 @@ def test_missing_config_file_is_named():
     ("train.max_rotation", -5.0, r"train\.max_rotation: must be in \[0, 90\] degrees"),
     ("train.max_scale", 1.0, r"train\.max_scale: must be in \[0, 1\)"),
     ("model.space_to_depth", 0, r"model\.space_to_depth: must be a positive integer"),
+    ("model.padding", "same", r"model\.padding: must be 'SAME' or 'VALID'"),
+    ("model.kernel_size", 0, r"model\.kernel_size: must be a positive integer"),
 ])
 def test_invalid_field_is_named(field, value, match):
   config = _cnn()

@@ -13,18 +13,22 @@ from jaxdigits.models.cnn import CNN, conv_as_matmul
 from jaxdigits.models.resnet import ResNet
 
 FIELDS = {
-    "linear": {},
-    "mlp": {"model.hidden": (64,)},
-    "resnet": {"model.stage_features": (8, 16), "model.blocks_per_stage": 1},
+    "linear": ("linear", {}),
+    "mlp": ("mlp", {"model.hidden": (64,)}),
+    "resnet": ("resnet", {"model.stage_features": (8, 16), "model.blocks_per_stage": 1}),
+    # The all-convolution M5 layout of configs/m5.py, narrowed.
+    "cnn_m5": ("cnn", {"model.features": (8, 8, 8), "model.kernel_size": 5,
+                       "model.padding": "VALID", "model.pool": False, "model.dense": 0}),
 }
 
 
-@pytest.mark.parametrize("name", sorted(FIELDS))
-def test_tiny_run_beats_chance(raw_dir, tfds_dir, tmp_path, name):
+@pytest.mark.parametrize("variant", sorted(FIELDS))
+def test_tiny_run_beats_chance(raw_dir, tfds_dir, tmp_path, variant):
+  name, fields = FIELDS[variant]
   config = tiny_config(raw_dir, tfds_dir, **{"data.train_limit": 3000, "train.num_epochs": 2,
-                                             **FIELDS[name]})
+                                             **fields})
   config.model = type(config.model)({"name": name, **{k.split(".")[1]: v for k, v in
-                                                      FIELDS[name].items()}})
+                                                      fields.items()}})
   final = train.train_and_evaluate(config, tmp_path)
   # Chance is 0.10; the ResNet's BatchNorm statistics lag after ~90 steps, so the floor is low.
   assert final["test_accuracy"] > 0.25, final
@@ -42,7 +46,24 @@ def test_conv_as_matmul_is_the_convolution(kernel, stride, padding):
                              rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("model", [CNN(features=(4, 8)), ResNet(stage_features=(4, 8))])
+def test_all_convolution_cnn_shapes():
+  """VALID 5x5 convs without pooling: 28 → 24 → 20, then the logits straight from 20x20x8."""
+  model = CNN(features=(4, 8), kernel_size=5, padding="VALID", pool=False, dense=0)
+  params = model.init(jax.random.key(0), np.zeros((1, 28, 28, 1)), train=False)["params"]
+  assert sorted(params) == ["BatchNorm_0", "BatchNorm_1", "Conv_0", "Conv_1", "Dense_0"]
+  assert params["Conv_1"]["kernel"].shape == (5, 5, 4, 8)
+  assert params["Dense_0"]["kernel"].shape == (20 * 20 * 8, 10)
+
+
+def test_too_many_valid_blocks_names_the_field():
+  too_deep = CNN(features=(4,) * 7, kernel_size=5, padding="VALID", pool=False)
+  with pytest.raises(ValueError, match=r"model\.features: 7 VALID 5x5 conv blocks shrink"):
+    too_deep.init(jax.random.key(0), np.zeros((1, 28, 28, 1)), train=False)
+
+
+@pytest.mark.parametrize("model", [
+    CNN(features=(4, 8)), ResNet(stage_features=(4, 8)),
+    CNN(features=(4, 8), kernel_size=5, padding="VALID", pool=False, dense=0)])
 def test_matmul_convs_keep_parameters_and_outputs(model):
   """Sweeps swap the convolution (``conv=``): checkpoints and predictions must not change."""
   x = np.random.default_rng(1).uniform(size=(3, 28, 28, 1)).astype(np.float32)

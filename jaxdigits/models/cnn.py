@@ -59,11 +59,18 @@ def check_space_to_depth(s: object) -> None:
 
 
 class CNN(nn.Module):
-  """conv-BN-ReLU blocks, each followed by a 2x2 max-pool, then a dense head."""
+  """conv-BN-ReLU blocks, each followed by a 2x2 max-pool, then a dense head.
+
+  Without pooling and with VALID padding it is the all-convolution "M5" family (An et al.
+  2020): 5x5 convolutions shrink 28x28 to 8x8 with no pooling, then one dense layer.
+  """
 
   features: Sequence[int] = (32, 64)
   convs_per_block: int = 1
-  dense: int = 256
+  kernel_size: int = 3
+  padding: str = "SAME"  # or "VALID": each conv trims kernel_size - 1 pixels
+  pool: bool = True  # 2x2 max-pool after each block
+  dense: int = 256  # hidden units of the head; 0: flatten straight into the logits
   dropout: float = 0.0
   # >1 folds each s x s pixel patch into channels before the first conv (28x28x1 → 14x14x4
   # for 2): XLA:CPU's conv over one input channel at full size was the slowest layer; with
@@ -76,19 +83,34 @@ class CNN(nn.Module):
 
   def __post_init__(self):
     check_space_to_depth(self.space_to_depth)
+    if self.padding not in ("SAME", "VALID"):
+      raise ValueError("config field model.padding: must be 'SAME' or 'VALID', got "
+                       f"{self.padding!r}")
+    if not isinstance(self.kernel_size, int) or self.kernel_size < 1:
+      raise ValueError("config field model.kernel_size: must be a positive integer, got "
+                       f"{self.kernel_size!r}")
     super().__post_init__()
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     x = space_to_depth(x, self.space_to_depth)
+    k = (self.kernel_size, self.kernel_size)
     for f in self.features:
       for _ in range(self.convs_per_block):
-        x = nn.Conv(f, (3, 3), use_bias=False, conv_general_dilated=self.conv)(x)
+        if min(x.shape[1:3]) < self.kernel_size and self.padding == "VALID":
+          raise ValueError(f"config field model.features: {len(self.features)} VALID "
+                           f"{self.kernel_size}x{self.kernel_size} conv blocks shrink the "
+                           "image to nothing; use fewer blocks, a smaller kernel_size or "
+                           "padding='SAME'")
+        x = nn.Conv(f, k, padding=self.padding, use_bias=False,
+                    conv_general_dilated=self.conv)(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                          axis_name=self.bn_axis_name if train else None)(x)
         x = nn.relu(x)
-      x = _pool(x)
+      if self.pool:
+        x = _pool(x)
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.dense)(x))
+    if self.dense:
+      x = nn.relu(nn.Dense(self.dense)(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes)(x)
