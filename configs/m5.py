@@ -2,8 +2,9 @@
 160 channels, 28x28 → 8x8, no pooling), then the logits straight from 8x8x160, on digits
 shifted, rotated and scaled harder than configs/best.py.
 
-~27x the arithmetic of configs/best.py: meant for a GPU (H200: ~1 s per epoch, one seed at a
-time). Seeds for an ensemble, one after another:
+~27x the multiply-adds of configs/best.py (38x its step time on a 2-core CPU): a GPU recipe
+(H200: 0.75 s per epoch, median, while another run shared the GPU). Seeds for an ensemble,
+one after another:
 
   python -m jaxdigits.sweep --config=configs/m5.py --sweep=configs/sweeps/seeds.py \\
       --workdir=runs/m5 --novmap
