@@ -67,6 +67,12 @@ def test_trials_group_by_everything_but_numeric_hyperparameters():
   assert sweep.group_trials(configs) == [[0, 1], [2]]
 
 
+def _largest_gap(a, b) -> float:
+  """The largest absolute difference between two pytrees of the same structure."""
+  return max(float(np.abs(x - y).max())
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
 def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir):
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
   monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))
@@ -86,8 +92,7 @@ def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir
   for i, config in enumerate(configs):
     vmapped = model(saved_state(vdirs[i], config))
     for j, lone in enumerate(alone):
-      gap = max(float(np.abs(a - b).max()) for a, b in zip(
-          jax.tree.leaves(vmapped), jax.tree.leaves(model(lone)), strict=True))
+      gap = _largest_gap(vmapped, model(lone))
       # Its own lone run to float rounding (measured <= 1.3e-5: on the CPU the group's
       # convolutions run as matmuls, another summation order); any other trial's is far.
       assert gap < 1e-4 if i == j else gap > 0.1, (i, j, gap)
@@ -120,8 +125,7 @@ def test_interrupted_vmapped_group_resumes_where_it_stopped(tmp_path, monkeypatc
   for config, a, b in zip(configs, whole, cut):
     ours, theirs = saved_state(a, config), saved_state(b, config)
     assert int(theirs["step"]) == int(ours["step"]) > 0
-    gap = max(float(np.abs(x - y).max()) for x, y in zip(jax.tree.leaves(ours),
-                                                        jax.tree.leaves(theirs), strict=True))
+    gap = _largest_gap(ours, theirs)
     assert gap < 1e-5, gap
 
 
