@@ -13,54 +13,11 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdigits import checkpoints, config as config_lib, evaluate, models, parallel, predict
+from jaxdigits import (augment, checkpoints, config as config_lib, evaluate, models, parallel,
+                       predict)
 from jaxdigits.data import pipeline
 from jaxdigits.metrics_writer import MetricsWriter
 from jaxdigits.state import TrainState, create_train_state, make_optimizer
-
-
-def _per_example(key: jax.Array, draw: Callable[[jax.Array, int], jax.Array], batch: int,
-                 axis_name: str | None) -> jax.Array:
-  """``draw(key, n)`` for the global batch, this device's rows of it under pmap, so every
-  strategy augments every example alike."""
-  if axis_name is None:
-    return draw(key, batch)
-  values = draw(key, batch * jax.lax.axis_size(axis_name))
-  return jax.lax.dynamic_slice_in_dim(values, jax.lax.axis_index(axis_name) * batch, batch)
-
-
-def random_shift(key: jax.Array, images: jax.Array, max_shift: int,
-                 axis_name: str | None = None) -> jax.Array:
-  """Translates each image by up to ``max_shift`` whole pixels (zero fill)."""
-  b, h, w, _ = images.shape
-  m = max_shift
-  offsets = _per_example(key, lambda k, n: jax.random.randint(k, (n, 2), 0, 2 * m + 1), b,
-                         axis_name)
-  padded = jnp.pad(images, ((0, 0), (m, m), (m, m), (0, 0)))
-  crop = lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1]))
-  return jax.vmap(crop)(padded, offsets)
-
-
-def random_affine(key: jax.Array, images: jax.Array, max_rotation: float, max_scale: float,
-                  axis_name: str | None = None) -> jax.Array:
-  """Rotates each image by up to ``max_rotation`` degrees and scales it by up to
-  ``1 ± max_scale`` about its centre (bilinear, zero fill): the classic distortions that
-  took MNIST convnets past 99.6%."""
-  b, h, w, c = images.shape
-  uniform = lambda bound: lambda k, n: jax.random.uniform(k, (n,), minval=-bound, maxval=bound)
-  rot_key, scale_key = jax.random.split(key)
-  angle = jnp.deg2rad(_per_example(rot_key, uniform(max_rotation), b, axis_name))
-  scale = 1.0 + _per_example(scale_key, uniform(max_scale), b, axis_name)
-  yy, xx = jnp.meshgrid(jnp.arange(h) - (h - 1) / 2, jnp.arange(w) - (w - 1) / 2,
-                        indexing="ij")
-
-  def warp(image, a, s):  # output pixel ← the source point it came from
-    cos, sin = jnp.cos(a) / s, jnp.sin(a) / s
-    src = [cos * yy - sin * xx + (h - 1) / 2, sin * yy + cos * xx + (w - 1) / 2]
-    channel = lambda im: jax.scipy.ndimage.map_coordinates(im, src, order=1, mode="constant")
-    return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
-
-  return jax.vmap(warp)(images, angle, scale)
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax.Array, *,
@@ -76,9 +33,10 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax
   aug_key, dropout_key = jax.random.split(jax.random.fold_in(key, state.step))
   x = pipeline.normalize(images)
   if max_rotation or max_scale:  # a key of its own; runs without it keep their old streams
-    x = random_affine(jax.random.fold_in(aug_key, 1), x, max_rotation, max_scale, axis_name)
+    x = augment.random_affine(jax.random.fold_in(aug_key, 1), x, max_rotation, max_scale,
+                              axis_name)
   if max_shift:
-    x = random_shift(aug_key, x, max_shift, axis_name)
+    x = augment.random_shift(aug_key, x, max_shift, axis_name)
   if axis_name is not None:  # one dropout stream per device, not the same mask everywhere
     dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
   targets = optax.smooth_labels(jax.nn.one_hot(labels, 10), label_smoothing)
