@@ -5,10 +5,12 @@ sweep trains eight as one vmapped program (on an H200: ~1 s per epoch for all ei
 
   python -m jaxdigits.sweep --config=configs/best.py --sweep=configs/sweeps/seeds.py \\
       --workdir=runs/best
-  python -m jaxdigits.evaluate --workdir runs/best/trial_*
+  python -m jaxdigits.evaluate --workdir runs/best/trial_* --tta
 
-Every epoch is checked on validation and the checkpoint best on validation is the one
-tested; the test split chooses nothing.
+``--tta`` averages each model over 17 distorted views of every digit (test-time
+augmentation, views chosen on validation: benchmarks/tta.py). Every epoch is checked on
+validation and the checkpoint best on validation is the one tested; the test split chooses
+nothing.
 """
 
 import ml_collections

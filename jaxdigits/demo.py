@@ -187,10 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--port", type=int, default=7860)
   parser.add_argument("--share", action="store_true",
                       help="also open a public gradio.live link (needs the internet)")
+  parser.add_argument("--tta", action="store_true", help=predict.TTA_HELP)
   args = parser.parse_args(argv)
   predict.quiet_libraries()
   try:
     predictor = jaxdigits.load(args.checkpoint)
+    predictor = predict.Augmented.of(predictor) if args.tta else predictor
     warm_up(predictor)  # also refuses a model that cannot read new images (native USPS)
   except (ValueError, RuntimeError) as e:  # BundleError, CheckpointError
     print(f"jaxdigits.demo: error: {e}", file=sys.stderr)

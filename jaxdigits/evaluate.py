@@ -194,23 +194,26 @@ def workdir_of(path: str | Path) -> Path:
 def evaluate_run(path: str | Path | Sequence[str | Path], dataset: str | None = None,
                  split: str = "test", *, out_dir: str | Path | None = None,
                  raw_dir: str | None = None, data_dir: str | None = None,
-                 predictor: Predictor | None = None) -> tuple[dict[str, Any], Path]:
-  """Evaluates the run at ``path`` (several: their ensemble) on ``dataset`` (default: its
-  own) and writes the outputs.
+                 predictor: Predictor | None = None, tta: bool = False
+                 ) -> tuple[dict[str, Any], Path]:
+  """Evaluates the run at ``path`` (several: their ensemble; ``tta``: test-time augmented)
+  on ``dataset`` (default: its own) and writes the outputs.
 
   Returns (metrics, output folder); the folder defaults to <workdir>/eval/<dataset>_<split>,
-  for an ensemble <first workdir>/eval/ensemble<N>_<dataset>_<split>.
+  for an ensemble <first workdir>/eval/ensemble<N>_<dataset>_<split>, with ``_tta`` after
+  it for test-time augmentation.
   """
   paths = [path] if isinstance(path, (str, Path)) else list(path)
-  predictor = predictor or predict.load(paths)
+  predictor = predictor or predict.load(paths, tta=tta)
   trained_on = predictor.config.data.dataset
   dataset = dataset or trained_on
   data = load_eval_split(predictor, dataset, split, raw_dir=raw_dir, data_dir=data_dir)
   name = f"{dataset}_{split}" if len(paths) == 1 else f"ensemble{len(paths)}_{dataset}_{split}"
+  name += "_tta" if tta else ""
   out = Path(out_dir) if out_dir else workdir_of(paths[0]) / "eval" / name
   description = {"dataset": dataset, "split": split, "trained_on": trained_on,
                  "cross_dataset": dataset != trained_on,
-                 "input_shape": list(predictor.input_shape),
+                 "input_shape": list(predictor.input_shape), "tta": tta,
                  "runs": [str(workdir_of(p)) for p in paths]}
   return evaluate(predictor, data, out, description=description), out
 
@@ -225,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--dataset", choices=config_lib.DATASETS,
                       help="dataset to evaluate on (default: the one the model was trained on)")
   parser.add_argument("--split", default="test", choices=SPLITS)
+  parser.add_argument("--tta", action="store_true", help=predict.TTA_HELP)
   parser.add_argument("--out", help="output folder (default: WORKDIR/eval/<dataset>_<split>)")
   parser.add_argument("--raw_dir", help="raw data folder (default: $JAXDIGITS_RAW_DATA)")
   parser.add_argument("--data_dir", help="prepared tfds folder (default: $JAXDIGITS_DATA_DIR)")
@@ -232,13 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   quiet_libraries()
   try:
     result, out = evaluate_run(args.workdir, args.dataset, args.split, out_dir=args.out,
-                               raw_dir=args.raw_dir, data_dir=args.data_dir)
+                               raw_dir=args.raw_dir, data_dir=args.data_dir, tta=args.tta)
   except (checkpoints.CheckpointError, DataError, ValueError) as e:
     print(f"jaxdigits.evaluate: error: {e}", file=sys.stderr)
     return 2
   pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"
                     for p in result["confused_pairs"][:3])
   model = "model" if len(args.workdir) == 1 else f"ensemble of {len(args.workdir)} models"
+  model += ", test-time augmented" if args.tta else ""
   print(f"{result['dataset']} {result['split']} ({result['examples']} images, {model} trained on "
         f"{result['trained_on']}): accuracy={result['accuracy']:.4f} "
         f"macro_f1={result['macro']['f1']:.4f} log_loss={result['log_loss']:.4f} "

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxdigits import checkpoints, classic, config as config_lib, preprocess
+from jaxdigits import augment, checkpoints, classic, config as config_lib, preprocess
 
 ApplyFn = Callable[..., jax.Array]
 
@@ -186,13 +186,40 @@ class Ensemble(Predictor):
     return _log(np.mean([m.probabilities(images) for m in self.members], axis=0))
 
 
-def load(paths: str | Path | Sequence[str | Path]) -> Predictor:
-  """The Predictor of one run, or the Ensemble of several."""
+@dataclasses.dataclass(frozen=True)
+class Augmented(Predictor):
+  """Test-time augmentation: ``base``'s probabilities averaged over fixed distortions of
+  each input (``augment.TTA_VIEWS``: one-pixel shifts, ±5° turns, ±10% sizes).
+
+  Any predictor can be the base, an Ensemble or a classic model included; it costs one
+  forward pass per view.
+  """
+
+  base: Predictor | None = None
+  views: tuple[augment.View, ...] = augment.TTA_VIEWS
+
+  @classmethod
+  def of(cls, base: Predictor, views: tuple[augment.View, ...] = augment.TTA_VIEWS
+         ) -> Augmented:
+    return cls(base.config, base.model, base.variables, base.batch_size, base, views)
+
+  def logits(self, images: np.ndarray) -> np.ndarray:
+    views = augment.tta_views(self._checked(images), self.views)
+    return _log(np.mean([self.base.probabilities(v) for v in views], axis=0))
+
+
+TTA_HELP = (f"test-time augmentation: average the model's answers over {len(augment.TTA_VIEWS)} "
+            "shifted, turned and resized copies of each image")
+
+
+def load(paths: str | Path | Sequence[str | Path], *, tta: bool = False) -> Predictor:
+  """The Predictor of one run, or the Ensemble of several; with ``tta``, test-time
+  augmented."""
   if isinstance(paths, (str, Path)):
-    return Predictor.load(paths)
-  if len(paths) == 1:
-    return Predictor.load(paths[0])
-  return Ensemble.of([Predictor.load(p) for p in paths])
+    paths = [paths]
+  predictor = (Predictor.load(paths[0]) if len(paths) == 1
+               else Ensemble.of([Predictor.load(p) for p in paths]))
+  return Augmented.of(predictor) if tta else predictor
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,11 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--checkpoint", required=True,
                       help="training workdir or its checkpoints/ folder")
   parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+  parser.add_argument("--tta", action="store_true", help=TTA_HELP)
   parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
   args = parser.parse_args(argv)
   quiet_libraries()
   try:
-    predictor = Predictor.load(args.checkpoint)
+    predictor = load(args.checkpoint, tta=args.tta)
     results = predictor.predict(args.images)
   except (checkpoints.CheckpointError, ValueError) as e:
     print(f"jaxdigits.predict: error: {e}", file=sys.stderr)

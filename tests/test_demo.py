@@ -7,7 +7,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from demo_server import running_demo
-from jaxdigits import demo
+import jaxdigits
+from jaxdigits import demo, predict
 from jaxdigits.data import load_tfds
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -56,6 +57,21 @@ def test_sketch_like_test_digits_are_recognised(client, raw_dir, tfds_dir, tmp_p
     assert len(result["confidences"]) == 3  # top 3
     correct += result["label"] == str(label)
   assert correct / SAMPLE >= 0.95, f"{correct}/{SAMPLE}"
+
+
+def test_test_time_augmented_model_reads_sketches(raw_dir, tfds_dir, tmp_path):
+  """What ``--tta`` serves: the same sketches through an Augmented predictor, in process."""
+  predictor = predict.Augmented.of(jaxdigits.load())
+  digits = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=20)
+  rng = np.random.default_rng(1)
+  correct = 0
+  for i, (digit, label) in enumerate(zip(digits.images, digits.labels)):
+    path = tmp_path / f"sketch_{i}.png"
+    sketch_like(digit, rng).save(path)
+    probabilities, view = demo.predict_file(predictor, str(path))
+    assert view.shape == (28 * demo.VIEW_SCALE,) * 2
+    correct += max(probabilities, key=probabilities.get) == str(label)
+  assert correct >= 19, f"{correct}/20"
 
 
 def test_empty_canvas_asks_for_a_digit(client, tmp_path):

@@ -167,3 +167,17 @@ def test_classic_runs_evaluate_through_the_same_interface(raw_dir, tfds_dir, tmp
   probs = np.exp(Predictor.load(tmp_path).logits(
       load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=50).images))
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)  # vote shares / tree averages
+
+
+def test_cli_tta_evaluates_into_a_folder_of_its_own(workdir, raw_dir, tfds_dir, capsys,
+                                                     monkeypatch):
+  monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
+  args = ["--workdir", str(workdir), "--split=validation", f"--data_dir={tfds_dir}"]
+  assert evaluate.main(args) == evaluate.main([*args, "--tta"]) == 0
+  assert "test-time augmented" in capsys.readouterr().out
+  plain, tta = (json.loads((workdir / "eval" / name / "metrics.json").read_text())
+                for name in ("mnist_validation", "mnist_validation_tta"))
+  assert (plain["tta"], tta["tta"]) == (False, True)
+  assert tta["examples"] == plain["examples"] == 6000
+  assert tta["log_loss"] != plain["log_loss"]  # other probabilities, not a copy
+  assert tta["accuracy"] >= plain["accuracy"] - 0.01 and tta["accuracy"] > 0.9

@@ -132,6 +132,14 @@ def test_text_output_and_exit_code_zero_when_all_succeed(workdir, test_digits, t
   assert line.startswith(f"{files[0]}: {test_digits.labels[0]} (p=") and "top3" in line
 
 
+def test_cli_tta_predicts_the_same_digits(workdir, test_digits, tmp_path, capsys):
+  files, _ = _files(tmp_path, test_digits)
+  good = [str(files[0]), str(files[2])]
+  assert predict.main([f"--checkpoint={workdir}", "--json", "--tta", *good]) == 0
+  tta = json.loads(capsys.readouterr().out)
+  assert [p["digit"] for p in tta] == list(test_digits.labels[:2])
+
+
 def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
   assert predict.main([f"--checkpoint={tmp_path / 'nope'}", "x.png"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
