@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from jaxdigits import config as config_lib, evaluate, predict, train
+from jaxdigits import augment, config as config_lib, evaluate, predict, train
 from jaxdigits.data import load_tfds
 from jaxdigits.predict import Predictor
 
@@ -164,9 +164,15 @@ def test_classic_runs_evaluate_through_the_same_interface(raw_dir, tfds_dir, tmp
   metrics, out = evaluate.evaluate_run(tmp_path, raw_dir=str(raw_dir), data_dir=str(tfds_dir))
   assert metrics["accuracy"] == final["test_accuracy"] > 0.75
   assert (out / "confusion_matrix.png").is_file()
-  probs = np.exp(Predictor.load(tmp_path).logits(
-      load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=50).images))
+  images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
+                     stop=50).images
+  probs = np.exp(Predictor.load(tmp_path).logits(images))
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)  # vote shares / tree averages
+  # Test-time augmentation wraps a classic model like any other predictor.
+  views = ((0.0, 1.0, 0.0, 0.0), (0.0, 1.0, 1.0, 0.0))
+  moved = np.exp(Predictor.load(tmp_path).logits(augment.tta_views(images, views)[1]))
+  augmented = predict.Augmented.of(Predictor.load(tmp_path), views).probabilities(images)
+  np.testing.assert_allclose(augmented, (probs + moved) / 2, rtol=1e-5, atol=1e-6)
 
 
 def test_cli_tta_evaluates_into_a_folder_of_its_own(workdir, raw_dir, tfds_dir, capsys,
