@@ -243,9 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"
                     for p in result["confused_pairs"][:3])
   model = "model" if len(args.workdir) == 1 else f"ensemble of {len(args.workdir)} models"
-  model += ", test-time augmented" if args.tta else ""
+  tta = ", test-time augmented" if args.tta else ""
   print(f"{result['dataset']} {result['split']} ({result['examples']} images, {model} trained on "
-        f"{result['trained_on']}): accuracy={result['accuracy']:.4f} "
+        f"{result['trained_on']}{tta}): accuracy={result['accuracy']:.4f} "
         f"macro_f1={result['macro']['f1']:.4f} log_loss={result['log_loss']:.4f} "
         f"ece={result['expected_calibration_error']:.4f}")
   print(f"most confused: {pairs or 'none'}")
