@@ -35,7 +35,7 @@ CANDIDATES = {
 }
 
 
-def view_probabilities(runs: list[predict.Predictor], split: str, views: set
+def view_probabilities(runs: list[predict.Predictor], split: str, views: set[augment.View]
                        ) -> tuple[dict, np.ndarray]:
   """{(run index, view): probabilities} for every run and view, and the labels."""
   data = evaluate.load_eval_split(runs[0], "mnist", split)
@@ -69,7 +69,8 @@ def main(workdirs: list[str]) -> None:
     print(f"{name:>20s} {len(vs):3d} {np.mean(singles):9.3f} {ensemble:8.2f}  "
           + " ".join(f"{s:.2f}" for s in singles))
   chosen = max(scores, key=scores.get)
-  test, test_labels = view_probabilities(runs, "test", set(CANDIDATES["none"] + CANDIDATES[chosen]))
+  test, test_labels = view_probabilities(runs, "test",
+                                         {*CANDIDATES["none"], *CANDIDATES[chosen]})
   plain, plain_ens = accuracies(test, test_labels, len(runs), CANDIDATES["none"])
   tta, tta_ens = accuracies(test, test_labels, len(runs), CANDIDATES[chosen])
   print(f"chosen on validation: {chosen}; test per run without / with it:")
