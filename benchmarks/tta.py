@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxdigits import augment, evaluate, predict
 
-IDENTITY = (0.0, 1.0, 0.0, 0.0)
+IDENTITY = augment.IDENTITY
 PLUS = tuple((0.0, 1.0, dy, dx) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)))
 BOX = tuple((0.0, 1.0, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
 TURNS = tuple((r, s, 0.0, 0.0) for r in (-5.0, 0.0, 5.0) for s in (0.9, 1.0, 1.1)

@@ -20,8 +20,9 @@ import numpy as np
 # 1.1 times its size. Chosen on validation among smaller sets (benchmarks/tta.py; README,
 # "Test-time augmentation").
 View = tuple[float, float, float, float]
+IDENTITY: View = (0.0, 1.0, 0.0, 0.0)
 TTA_VIEWS: tuple[View, ...] = (
-    (0.0, 1.0, 0.0, 0.0),
+    IDENTITY,
     *((0.0, 1.0, float(dy), float(dx)) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx),
     *((r, s, 0.0, 0.0) for r in (-5.0, 0.0, 5.0) for s in (0.9, 1.0, 1.1) if (r, s) != (0, 1)),
 )
@@ -95,5 +96,5 @@ def tta_views(images: np.ndarray, views: tuple[View, ...] = TTA_VIEWS) -> list[n
   """Each view (rotation°, scale, down, right) of uint8 images [N,H,W,C], still uint8, so
   any predictor reads them as it reads its usual input."""
   images = np.asarray(images)
-  return [images if view == (0.0, 1.0, 0.0, 0.0) else np.asarray(_view(images, view))
+  return [images if view == IDENTITY else np.asarray(_view(images, view))
           for view in views]
