@@ -24,7 +24,7 @@ import jax
 
 from jaxdigits import config as config_lib, models
 from jaxdigits.data import load_tfds
-from jaxdigits.predict import Predictor
+from jaxdigits.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH_SIZES = (125, 250, 500, 1000, 2000, 10_000)

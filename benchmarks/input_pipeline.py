@@ -21,7 +21,8 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxdigits import models, train
+from jaxdigits import models
+from jaxdigits.training import engine as train
 from jaxdigits.data import pipeline
 
 config_flags.DEFINE_config_file("config", "configs/cnn.py", "Training config.")

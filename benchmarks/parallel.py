@@ -29,7 +29,9 @@ FLAGS = flags.FLAGS
 
 def measure(strategy_name: str, steps: int, batch: int) -> float:
   import jax  # pylint: disable=g-import-not-at-top
-  from jaxdigits import models, parallel, train  # pylint: disable=g-import-not-at-top
+  from jaxdigits import models  # pylint: disable=g-import-not-at-top
+  from jaxdigits.training import parallel
+  from jaxdigits.training import engine as train
   from jaxdigits.config import load_file  # pylint: disable=g-import-not-at-top
   from jaxdigits.data import pipeline  # pylint: disable=g-import-not-at-top
   config = load_file(os.path.join(os.path.dirname(__file__), "..", "configs", "cnn.py"))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from jaxdigits import config as config_lib, sweep
+from jaxdigits import config as config_lib
+from jaxdigits.sweeps import runner as sweep
 
 flags.DEFINE_integer("epochs", 1, "Epochs per trial.")
 flags.DEFINE_integer("train_limit", 12_800, "Training examples per trial (0: all 54,000).")

@@ -18,7 +18,9 @@ import time
 
 import numpy as np
 
-from jaxdigits import augment, evaluate, predict
+from jaxdigits.data import augment
+from jaxdigits.analysis import evaluate
+from jaxdigits.inference import predictor as predict
 
 IDENTITY = augment.IDENTITY
 PLUS = tuple((0.0, 1.0, dy, dx) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-  from jaxdigits.predict import Predictor
+  from jaxdigits.inference.predictor import Predictor
 
 __version__ = "0.1.0"
 
@@ -19,7 +19,7 @@ def load(bundle: str | os.PathLike | None = None) -> Predictor:
   """
   # Imported here so that ``import jaxdigits`` stays instant and JAX-free.
   from jaxdigits import bundle as bundle_lib  # pylint: disable=g-import-not-at-top
-  from jaxdigits.predict import Predictor  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  from jaxdigits.inference.predictor import Predictor  # pylint: disable=g-import-not-at-top,redefined-outer-name
   if bundle is None:
     return bundle_lib.load(bundle_lib.PRETRAINED)
   path = Path(bundle)

@@ -32,7 +32,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxdigits import __version__, checkpoints, config as config_lib, models
-from jaxdigits.predict import Predictor
+from jaxdigits.inference.predictor import Predictor
 
 FORMAT = "jaxdigits-bundle"
 FORMAT_VERSION = 1  # bump when a reader of the old format could misread the new one

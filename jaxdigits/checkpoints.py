@@ -16,7 +16,8 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from jaxdigits import config as config_lib, models, state as state_lib
+from jaxdigits import config as config_lib, models
+from jaxdigits.training import state as state_lib
 from jaxdigits.config import RESUMABLE_CHANGES
 
 State = TypeVar("State")

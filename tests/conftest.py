@@ -22,7 +22,8 @@ def saved_state(workdir: Path, config) -> dict:
   """The latest checkpoint of a run, as numpy arrays: params, opt, batch_stats, step."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxdigits import checkpoints, models, state as state_lib  # pylint: disable=g-import-not-at-top
+  from jaxdigits import checkpoints, models  # pylint: disable=g-import-not-at-top
+  from jaxdigits.training import state as state_lib
   target = state_lib.create_train_state(jax.random.key(0), models.build(config.model),
                                         state_lib.make_optimizer(config.train, 1),
                                         (28, 28, 1))
@@ -91,7 +92,7 @@ def tiny_run(raw_dir, tfds_dir, tmp_path_factory):
   ``tiny_run("mnist")`` trains on first use (~30 s); USPS is resized MNIST-style so one
   model shape reads both datasets.
   """
-  from jaxdigits import train  # pylint: disable=g-import-not-at-top
+  from jaxdigits.training import engine as train  # pylint: disable=g-import-not-at-top
   runs = {}
 
   def get(dataset: str = "mnist") -> Path:

@@ -11,7 +11,8 @@ import sys
 if __name__ == "__main__":
   os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={int(sys.argv[1])}"
 
-from jaxdigits import config as config_lib, train  # noqa: E402  pylint: disable=g-import-not-at-top
+from jaxdigits import config as config_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from jaxdigits.training import engine as train
 
 # Small but with every moving part: BatchNorm statistics, random shifts, a global batch.
 SMALL = {

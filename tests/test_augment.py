@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import jaxdigits
-from jaxdigits import augment, predict
+from jaxdigits.data import augment
+from jaxdigits.inference import predictor as predict
 from jaxdigits.data import load_tfds, pipeline
 
 

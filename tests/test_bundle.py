@@ -23,8 +23,9 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 sys.path.insert(0, "tests")
 import jax, numpy as np
 from parallel_worker import small_config
-from jaxdigits import bundle, checkpoints, train
-from jaxdigits.predict import Predictor
+from jaxdigits import bundle, checkpoints
+from jaxdigits.training import engine as train
+from jaxdigits.inference.predictor import Predictor
 assert jax.device_count() == 2, jax.devices()
 run, out = sys.argv[1], sys.argv[2]
 config = small_config("sharded", 1)

@@ -11,7 +11,10 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
-from jaxdigits import classic, config as config_lib, features, train
+from jaxdigits import config as config_lib
+from jaxdigits.training import classic_fit as classic
+from jaxdigits.models import features
+from jaxdigits.training import engine as train
 from jaxdigits.data import load_tfds
 from jaxdigits.models import classic as classic_models
 from jaxdigits.models.knn import KNN

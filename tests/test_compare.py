@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from jaxdigits import compare
+from jaxdigits.analysis import compare
 
 
 def test_small_compare_writes_table(raw_dir, tfds_dir, tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ from PIL import Image, ImageFilter
 
 from demo_server import running_demo
 import jaxdigits
-from jaxdigits import demo, predict
+from jaxdigits.inference import demo
+from jaxdigits.inference import predictor as predict
 from jaxdigits.data import load_tfds
 
 gradio_client = pytest.importorskip("gradio_client")

@@ -10,9 +10,14 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from jaxdigits import augment, config as config_lib, evaluate, predict, train
+from jaxdigits.cli import evaluate as evaluate_cli
+from jaxdigits import config as config_lib
+from jaxdigits.data import augment
+from jaxdigits.analysis import evaluate
+from jaxdigits.inference import predictor as predict
+from jaxdigits.training import engine as train
 from jaxdigits.data import load_tfds
-from jaxdigits.predict import Predictor
+from jaxdigits.inference.predictor import Predictor
 
 OUTPUTS = ("metrics.json", "confusion_matrix.png", "confusion_matrix.txt", "misclassified.png",
            "reliability.png")
@@ -129,7 +134,7 @@ def test_cross_dataset_usps_on_mnist_model(workdir, raw_dir, tfds_dir, tmp_path)
 
 
 def test_cli_bad_workdir_is_one_line_error(tmp_path, capsys):
-  assert evaluate.main([f"--workdir={tmp_path / 'missing'}"]) == 2
+  assert evaluate_cli.main([f"--workdir={tmp_path / 'missing'}"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "missing" in err[0] and "workdir" in err[0]
 
@@ -145,7 +150,7 @@ def test_ensemble_averages_member_probabilities(workdir, tiny_run, raw_dir, tfds
   np.testing.assert_allclose(np.exp(ensemble.logits(images)), np.mean(members, axis=0),
                              rtol=1e-5, atol=1e-7)
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
-  assert evaluate.main(["--workdir", *map(str, runs), "--dataset=mnist",
+  assert evaluate_cli.main(["--workdir", *map(str, runs), "--dataset=mnist",
                         f"--data_dir={tfds_dir}"]) == 0
   assert "ensemble of 2 models" in capsys.readouterr().out
   written = json.loads((workdir / "eval" / "ensemble2_mnist_test" / "metrics.json").read_text())
@@ -179,7 +184,7 @@ def test_cli_tta_evaluates_into_a_folder_of_its_own(workdir, raw_dir, tfds_dir, 
                                                      monkeypatch):
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
   args = ["--workdir", str(workdir), "--split=validation", f"--data_dir={tfds_dir}"]
-  assert evaluate.main(args) == evaluate.main([*args, "--tta"]) == 0
+  assert evaluate_cli.main(args) == evaluate_cli.main([*args, "--tta"]) == 0
   assert "test-time augmented" in capsys.readouterr().out
   plain, tta = (json.loads((workdir / "eval" / name / "metrics.json").read_text())
                 for name in ("mnist_validation", "mnist_validation_tta"))

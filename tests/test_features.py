@@ -7,7 +7,7 @@ import pytest
 from skimage.feature import hog as sk_hog
 from skimage.filters import sobel as sk_sobel
 
-from jaxdigits import features
+from jaxdigits.models import features
 from jaxdigits.data import load_tfds
 
 

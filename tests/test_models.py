@@ -8,7 +8,7 @@ import pytest
 from jax import lax
 
 from conftest import tiny_config
-from jaxdigits import train
+from jaxdigits.training import engine as train
 from jaxdigits.models.cnn import CNN, conv_as_matmul
 from jaxdigits.models.resnet import ResNet
 

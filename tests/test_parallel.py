@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, saved_state
-from jaxdigits import train
+from jaxdigits.training import engine as train
 from parallel_worker import small_config
 
 WORKER = REPO / "tests" / "parallel_worker.py"

@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from jaxdigits import predict, preprocess
+from jaxdigits.cli import predict as predict_cli
+from jaxdigits.inference import predictor as predict
+from jaxdigits.inference import preprocess
 from jaxdigits.data import load_tfds
-from jaxdigits.predict import Prediction, Predictor
+from jaxdigits.inference.predictor import Prediction, Predictor
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,7 @@ def test_cli_predicts_good_files_and_names_each_bad_one(workdir, test_digits, tm
 
 def test_text_output_and_exit_code_zero_when_all_succeed(workdir, test_digits, tmp_path, capsys):
   files, _ = _files(tmp_path, test_digits)
-  assert predict.main([f"--checkpoint={workdir}", str(files[0])]) == 0
+  assert predict_cli.main([f"--checkpoint={workdir}", str(files[0])]) == 0
   line, = capsys.readouterr().out.splitlines()
   assert line.startswith(f"{files[0]}: {test_digits.labels[0]} (p=") and "top3" in line
 
@@ -135,13 +137,13 @@ def test_text_output_and_exit_code_zero_when_all_succeed(workdir, test_digits, t
 def test_cli_tta_predicts_the_same_digits(workdir, test_digits, tmp_path, capsys):
   files, _ = _files(tmp_path, test_digits)
   good = [str(files[0]), str(files[2])]
-  assert predict.main([f"--checkpoint={workdir}", "--json", "--tta", *good]) == 0
+  assert predict_cli.main([f"--checkpoint={workdir}", "--json", "--tta", *good]) == 0
   tta = json.loads(capsys.readouterr().out)
   assert [p["digit"] for p in tta] == list(test_digits.labels[:2])
 
 
 def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
-  assert predict.main([f"--checkpoint={tmp_path / 'nope'}", "x.png"]) == 2
+  assert predict_cli.main([f"--checkpoint={tmp_path / 'nope'}", "x.png"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "nope" in err[0]
 

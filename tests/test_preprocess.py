@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxdigits import preprocess
+from jaxdigits.inference import preprocess
 
 
 def test_off_centre_wide_stroke_is_fitted_and_centred():

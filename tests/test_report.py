@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from jaxdigits import report
+from jaxdigits.cli import report as report_cli
+from jaxdigits.analysis import report
 
 
 @pytest.fixture(scope="module")
 def written(tiny_run, raw_dir, tfds_dir):
   mnist, usps = tiny_run("mnist"), tiny_run("usps")
-  assert report.main([f"--workdir={mnist}", f"--cross_workdir={usps}",
+  assert report_cli.main([f"--workdir={mnist}", f"--cross_workdir={usps}",
                       f"--raw_dir={raw_dir}", f"--data_dir={tfds_dir}"]) == 0
   return mnist, usps, (mnist / "report.md").read_text()
 
@@ -54,5 +55,5 @@ def test_report_numbers_come_from_the_evaluations(written):
 
 
 def test_report_without_run_is_one_line_error(tmp_path, capsys):
-  assert report.main([f"--workdir={tmp_path / 'nothing'}"]) == 2
+  assert report_cli.main([f"--workdir={tmp_path / 'nothing'}"]) == 2
   assert len(capsys.readouterr().err.strip().splitlines()) == 1

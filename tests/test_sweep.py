@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, saved_state
-from jaxdigits import sweep, train
-from jaxdigits.sweep import SweepError
+from jaxdigits.sweeps import runner as sweep
+from jaxdigits.training import engine as train
+from jaxdigits.sweeps.runner import SweepError
 from parallel_worker import small_config
 
 GRID = {"method": "grid", "parameters": {"train.learning_rate": [1e-3, 3e-3],

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY, saved_state, tiny_config
-from jaxdigits import checkpoints, config as config_lib, train
+from jaxdigits import checkpoints, config as config_lib
+from jaxdigits.training import engine as train
 from jaxdigits.checkpoints import CheckpointError
 
 
@@ -116,7 +117,8 @@ def test_cli_reports_bad_config_in_one_line(data_env, tmp_path):
 
 
 def test_load_for_inference_gives_the_reported_test_accuracy(reference, raw_dir, tfds_dir):
-  from jaxdigits import evaluate, predict
+  from jaxdigits.analysis import evaluate
+  from jaxdigits.inference import predictor as predict
   from jaxdigits.data import pipeline
   workdir, config, final = reference
   loaded_config, model, variables = checkpoints.load_for_inference(workdir)

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxdigits import config as config_lib, preprocess
+from jaxdigits import config as config_lib
+from jaxdigits.data import mnist_style as preprocess
 from jaxdigits.data import builders, raw
 
 DATA_DIR_ENV = "JAXDIGITS_DATA_DIR"

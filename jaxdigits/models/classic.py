@@ -9,6 +9,8 @@ here on the saved arrays (the tests check it equals scikit-learn's).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Callable
 
 import jax
@@ -17,7 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdigits import features as features_lib
+from jaxdigits.models import features as features_lib
 from jaxdigits.models.knn import KNN
 
 NUM_CLASSES = 10
@@ -217,3 +219,41 @@ class Classic:
 
 
 CHECKERS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {n: check for n in FIELDS}
+
+
+STATE_DIR = "classic"
+
+
+def featurize(model: Classic, images: np.ndarray,
+              cache: features_lib.FeatureCache | None = None, key: str | None = None
+              ) -> np.ndarray:
+  """The model's input features of uint8 images [N, H, W, 1]."""
+  s = model.settings
+  if model.name == "knn" and s["features"] == "pixels" and not s["pca"]:
+    return images.reshape(len(images), -1)  # uint8: the exact integer-distance path
+  if cache is not None and key is not None:
+    return cache.get(key, s["features"], images)
+  return features_lib.compute(s["features"], images)
+
+
+def save(model: Classic, config: ml_collections.ConfigDict,
+         directory: str | Path) -> None:
+  directory = Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  np.savez(directory / "state.npz", **model.arrays)
+  (directory / "config.json").write_text(config.to_json(indent=2))
+
+
+def load(directory: str | Path) -> tuple[ml_collections.ConfigDict, Classic]:
+  """The config and fitted model saved in a workdir (or its ``classic/`` folder)."""
+  path = Path(directory)
+  if (path / STATE_DIR).is_dir():
+    path = path / STATE_DIR
+  if not (path / "state.npz").is_file() or not (path / "config.json").is_file():
+    raise FileNotFoundError(f"{path} holds no fitted classic model (state.npz + config.json); "
+                            "fit one with jaxdigits.main first")
+  config = ml_collections.ConfigDict(json.loads((path / "config.json").read_text()))
+  with np.load(path / "state.npz", allow_pickle=False) as f:
+    arrays = dict(f)
+  return config, Classic(config.model.name,
+                                        settings(config.model), arrays)

@@ -13,11 +13,14 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdigits import (augment, checkpoints, config as config_lib, evaluate, models, parallel,
-                       predict)
+from jaxdigits import checkpoints, config as config_lib, models
+from jaxdigits.data import augment
+from jaxdigits.analysis import evaluate
+from jaxdigits.training import parallel
+from jaxdigits.inference import predictor as predict
 from jaxdigits.data import pipeline
-from jaxdigits.metrics_writer import MetricsWriter
-from jaxdigits.state import TrainState, create_train_state, make_optimizer
+from jaxdigits.training.metrics_writer import MetricsWriter
+from jaxdigits.training.state import TrainState, create_train_state, make_optimizer
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax.Array, *,
@@ -99,7 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   """
   config = config_lib.validate(config)
   if config.model.name in models.CLASSIC:
-    from jaxdigits import classic  # pylint: disable=g-import-not-at-top
+    from jaxdigits.training import classic_fit as classic  # pylint: disable=g-import-not-at-top
     return classic.fit_and_evaluate(config, workdir, evaluate_test=evaluate_test)
   parallel.initialize_distributed(config.parallel)
   strategy = parallel.make_strategy(config)

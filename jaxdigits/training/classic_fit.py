@@ -15,48 +15,11 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxdigits import features as features_lib
+from jaxdigits.models import features as features_lib
 from jaxdigits.data import pipeline
-from jaxdigits.metrics_writer import MetricsWriter
+from jaxdigits.training.metrics_writer import MetricsWriter
 from jaxdigits.models import classic as classic_models
-
-STATE_DIR = "classic"
-
-
-def featurize(model: classic_models.Classic, images: np.ndarray,
-              cache: features_lib.FeatureCache | None = None, key: str | None = None
-              ) -> np.ndarray:
-  """The model's input features of uint8 images [N, H, W, 1]."""
-  s = model.settings
-  if model.name == "knn" and s["features"] == "pixels" and not s["pca"]:
-    return images.reshape(len(images), -1)  # uint8: the exact integer-distance path
-  if cache is not None and key is not None:
-    return cache.get(key, s["features"], images)
-  return features_lib.compute(s["features"], images)
-
-
-def save(model: classic_models.Classic, config: ml_collections.ConfigDict,
-         directory: str | Path) -> None:
-  directory = Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  np.savez(directory / "state.npz", **model.arrays)
-  (directory / "config.json").write_text(config.to_json(indent=2))
-
-
-def load(directory: str | Path) -> tuple[ml_collections.ConfigDict, classic_models.Classic]:
-  """The config and fitted model saved in a workdir (or its ``classic/`` folder)."""
-  path = Path(directory)
-  if (path / STATE_DIR).is_dir():
-    path = path / STATE_DIR
-  if not (path / "state.npz").is_file() or not (path / "config.json").is_file():
-    raise FileNotFoundError(f"{path} holds no fitted classic model (state.npz + config.json); "
-                            "fit one with jaxdigits.main first")
-  config = ml_collections.ConfigDict(json.loads((path / "config.json").read_text()))
-  with np.load(path / "state.npz", allow_pickle=False) as f:
-    arrays = dict(f)
-  return config, classic_models.Classic(config.model.name,
-                                        classic_models.settings(config.model), arrays)
-
+from jaxdigits.models.classic import STATE_DIR, featurize, load, save
 
 def fit_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
                      cache: features_lib.FeatureCache | None = None,

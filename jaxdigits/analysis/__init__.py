@@ -1,0 +1,1 @@
+"""Analysis: evaluation, figures, reports, model comparison."""

@@ -1,0 +1,221 @@
+"""Evaluation: batched jitted inference, metrics, error analysis and the evaluate command line.
+
+``python -m jaxdigits.evaluate --workdir=DIR [--dataset=mnist|usps] [--split=test]`` writes
+metrics.json, the confusion matrix (text and PNG), a gallery of the worst errors and a
+reliability diagram into DIR/eval/<dataset>_<split>/ (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+from jaxdigits import checkpoints, config as config_lib
+from jaxdigits.analysis import plots
+from jaxdigits.inference import predictor as predict
+from jaxdigits.inference import preprocess
+from jaxdigits.data import DataError, Split, load_tfds
+from jaxdigits.inference.predictor import Predictor, quiet_libraries
+
+NUM_CLASSES = 10
+ECE_BINS = 15
+GALLERY_SIZE = 36
+SPLITS = ("train", "validation", "test")
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+  return float(np.mean(np.argmax(logits, -1) == np.asarray(labels)))
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, num_bins: int = ECE_BINS
+                ) -> tuple[float, list[dict[str, float]]]:
+  """Expected calibration error and its bins (top-class confidence vs accuracy).
+
+  ECE = sum over equal-width confidence bins of (bin share) * |accuracy - mean confidence|.
+  """
+  confidence = probs.max(-1)
+  correct = probs.argmax(-1) == labels
+  # Right-closed bins so that confidence 1.0 falls in the last one.
+  which = np.clip(np.ceil(confidence * num_bins).astype(int) - 1, 0, num_bins - 1)
+  bins, ece = [], 0.0
+  for b in range(num_bins):
+    mask = which == b
+    if not mask.any():
+      continue
+    acc, conf = float(correct[mask].mean()), float(confidence[mask].mean())
+    ece += mask.mean() * abs(acc - conf)
+    bins.append({"low": b / num_bins, "high": (b + 1) / num_bins, "count": int(mask.sum()),
+                 "accuracy": acc, "confidence": conf})
+  return float(ece), bins
+
+
+def confused_pairs(confusion: np.ndarray, top: int = 10) -> list[dict[str, Any]]:
+  """The most frequent true → predicted mistakes, most frequent first."""
+  errors = confusion.copy()
+  np.fill_diagonal(errors, 0)
+  total = errors.sum()
+  order = np.argsort(-errors, axis=None, kind="stable")[:top]
+  pairs = []
+  for flat in order:
+    t, p = np.unravel_index(flat, errors.shape)
+    if errors[t, p] == 0:
+      break
+    pairs.append({"true": int(t), "predicted": int(p), "count": int(errors[t, p]),
+                  "share_of_errors": float(errors[t, p] / total)})
+  return pairs
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+  """Accuracy, per-class and averaged precision/recall/F1, log loss, ECE, confusion matrix."""
+  labels = np.asarray(labels)
+  preds = probs.argmax(-1)
+  classes = list(range(NUM_CLASSES))
+  precision, recall, f1, support = skm.precision_recall_fscore_support(
+      labels, preds, labels=classes, zero_division=0)
+  averages = {}
+  for average in ("macro", "weighted"):
+    p, r, f, _ = skm.precision_recall_fscore_support(labels, preds, labels=classes,
+                                                     average=average, zero_division=0)
+    averages[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+  confusion = skm.confusion_matrix(labels, preds, labels=classes)
+  ece, bins = reliability(probs, labels)
+  confidence = probs.max(-1)
+  wrong = preds != labels
+  summary = lambda c: ({"median": float(np.median(c)), "mean": float(c.mean()),
+                        "share_above_0.9": float((c > 0.9).mean())} if c.size else None)
+  return {
+      "examples": int(len(labels)),
+      "accuracy": float(skm.accuracy_score(labels, preds)),
+      "errors": int((preds != labels).sum()),
+      "per_class": {str(c): {"precision": float(precision[c]), "recall": float(recall[c]),
+                             "f1": float(f1[c]), "support": int(support[c])} for c in classes},
+      **averages,
+      "log_loss": float(skm.log_loss(labels, probs, labels=classes)),
+      "expected_calibration_error": ece,
+      "reliability_bins": bins,
+      "confusion_matrix": confusion.tolist(),
+      "confused_pairs": confused_pairs(confusion),
+      # How sure the model is when right and when wrong: confident errors are the costly kind.
+      "confidence_correct": summary(confidence[~wrong]),
+      "confidence_wrong": summary(confidence[wrong]),
+  }
+
+
+def worst_errors(probs: np.ndarray, labels: np.ndarray, top: int = GALLERY_SIZE
+                 ) -> list[dict[str, Any]]:
+  """Misclassified examples, the most confidently wrong first."""
+  preds = probs.argmax(-1)
+  wrong = np.flatnonzero(preds != labels)
+  wrong = wrong[np.argsort(-probs[wrong, preds[wrong]], kind="stable")][:top]
+  return [{"index": int(i), "true": int(labels[i]), "predicted": int(preds[i]),
+           "confidence": float(probs[i, preds[i]]),
+           "probability_of_true": float(probs[i, labels[i]])} for i in wrong]
+
+
+def load_eval_split(predictor: Predictor, dataset: str, split: str, *, raw_dir: str | None = None,
+                    data_dir: str | None = None) -> Split:
+  """``split`` of ``dataset`` in the predictor's input format.
+
+  train/validation follow training's rule (validation is the last fraction of the official
+  train split). Digits of another size are resized MNIST-style, the same way training on
+  USPS with ``data.mnist_style`` does, so an MNIST model reads USPS and the reverse.
+  """
+  if dataset not in config_lib.DATASETS:
+    raise ValueError(f"--dataset: unknown dataset {dataset!r}; choose one of "
+                     f"{list(config_lib.DATASETS)}")
+  if split not in SPLITS:
+    raise ValueError(f"--split: unknown split {split!r}; choose one of {list(SPLITS)}")
+  kw = dict(raw_dir=raw_dir, data_dir=data_dir)
+  if split == "test":
+    data = load_tfds(dataset, "test", **kw)
+  else:
+    n = config_lib.TRAIN_SIZES[dataset]
+    cut = n - round(n * predictor.config.data.validation_fraction)
+    data = (load_tfds(dataset, "train", stop=cut, **kw) if split == "train"
+            else load_tfds(dataset, "train", start=cut, **kw))
+  size = predictor.input_shape[0]
+  if data.images.shape[1] != size:
+    if size != preprocess.MNIST_SIZE:
+      raise ValueError(f"the model reads {size}x{size} {predictor.config.data.dataset} digits, "
+                       f"so it cannot read {dataset}; evaluate a model trained with "
+                       f"--config.data.mnist_style=True instead")
+    data = Split(preprocess.mnist_style_batch(data.images), data.labels)
+  return data
+
+
+def evaluate(predictor: Predictor, data: Split, out_dir: str | Path, *,
+             description: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Evaluates ``predictor`` on ``data`` and writes every output into ``out_dir``.
+
+  Returns the metrics written to metrics.json.
+  """
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  start = time.perf_counter()
+  logits = predictor.logits(data.images)
+  seconds = time.perf_counter() - start
+  # float64 softmax: log loss must not see probabilities that sum to 1 - 1e-7.
+  logits = logits.astype(np.float64)
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  labels = np.asarray(data.labels)
+  result = {**(description or {}), **classification_metrics(probs, labels),
+            "inference_seconds_with_compile": seconds,
+            "worst_errors": worst_errors(probs, labels)}
+  (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+  (out / "confusion_matrix.txt").write_text(confusion_text(np.array(result["confusion_matrix"])))
+  plots.confusion_matrix(np.array(result["confusion_matrix"]), out / "confusion_matrix.png")
+  gallery = result["worst_errors"]
+  plots.error_gallery(data.images[[e["index"] for e in gallery]], gallery,
+                      out / "misclassified.png")
+  plots.reliability_diagram(result["reliability_bins"], result["expected_calibration_error"],
+                            out / "reliability.png")
+  return result
+
+
+def confusion_text(confusion: np.ndarray) -> str:
+  """The matrix as an aligned table: rows are true digits, columns predicted ones."""
+  width = max(5, len(str(confusion.max())) + 1)
+  head = "true\\pred" + "".join(f"{c:>{width}}" for c in range(confusion.shape[1]))
+  rows = [f"{t:>9}" + "".join(f"{v:>{width}}" for v in row) for t, row in enumerate(confusion)]
+  return "\n".join([head, *rows]) + "\n"
+
+
+def workdir_of(path: str | Path) -> Path:
+  """The training workdir given it or its checkpoints/ folder."""
+  path = Path(path)
+  return path.parent if path.name == "checkpoints" else path
+
+
+def evaluate_run(path: str | Path | Sequence[str | Path], dataset: str | None = None,
+                 split: str = "test", *, out_dir: str | Path | None = None,
+                 raw_dir: str | None = None, data_dir: str | None = None,
+                 predictor: Predictor | None = None, tta: bool = False
+                 ) -> tuple[dict[str, Any], Path]:
+  """Evaluates the run at ``path`` (several: their ensemble; ``tta``: test-time augmented)
+  on ``dataset`` (default: its own) and writes the outputs.
+
+  Returns (metrics, output folder); the folder defaults to <workdir>/eval/<dataset>_<split>,
+  for an ensemble <first workdir>/eval/ensemble<N>_<dataset>_<split>, with ``_tta`` after
+  it for test-time augmentation.
+  """
+  paths = [path] if isinstance(path, (str, Path)) else list(path)
+  predictor = predictor or predict.load(paths, tta=tta)
+  trained_on = predictor.config.data.dataset
+  dataset = dataset or trained_on
+  data = load_eval_split(predictor, dataset, split, raw_dir=raw_dir, data_dir=data_dir)
+  name = f"{dataset}_{split}" if len(paths) == 1 else f"ensemble{len(paths)}_{dataset}_{split}"
+  name += "_tta" if tta else ""
+  out = Path(out_dir) if out_dir else workdir_of(paths[0]) / "eval" / name
+  description = {"dataset": dataset, "split": split, "trained_on": trained_on,
+                 "cross_dataset": dataset != trained_on,
+                 "input_shape": list(predictor.input_shape), "tta": tta,
+                 "runs": [str(workdir_of(p)) for p in paths]}
+  return evaluate(predictor, data, out, description=description), out

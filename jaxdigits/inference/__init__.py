@@ -1,0 +1,1 @@
+"""Inference: the one loader, Predictors, preprocessing, the demo app."""

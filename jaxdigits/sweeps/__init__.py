@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: sweep files, trials, selection on validation."""

@@ -1,0 +1,1 @@
+"""Training: the one epoch loop, steps, state, parallel strategies, checkpoints."""
