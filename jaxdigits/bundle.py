@@ -33,6 +33,7 @@ import orbax.checkpoint as ocp
 
 from jaxdigits import __version__, checkpoints, config as config_lib, models
 from jaxdigits.inference.predictor import Predictor
+from jaxdigits.errors import BundleError
 
 FORMAT = "jaxdigits-bundle"
 FORMAT_VERSION = 1  # bump when a reader of the old format could misread the new one
@@ -41,8 +42,6 @@ MANIFEST, CONFIG, CARD, PARAMS = "manifest.json", "config.json", "model_card.jso
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "mnist_cnn"
 
 
-class BundleError(ValueError):
-  """A bundle cannot be written or used; the message names the file and the fix."""
 
 
 def _sha256(path: Path) -> str:

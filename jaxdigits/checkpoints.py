@@ -19,13 +19,12 @@ import orbax.checkpoint as ocp
 from jaxdigits import config as config_lib, models
 from jaxdigits.training import state as state_lib
 from jaxdigits.config import RESUMABLE_CHANGES
+from jaxdigits.errors import CheckpointError
 
 State = TypeVar("State")
 _METRIC = "val_accuracy"
 
 
-class CheckpointError(RuntimeError):
-  """A checkpoint folder cannot be used with this config."""
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import ml_collections
+from jaxdigits.errors import ConfigError
 from ml_collections import config_dict
 
 DATASETS = ("mnist", "usps")
@@ -21,8 +22,6 @@ TRAIN_SIZES = {"mnist": 60_000, "usps": 7_291}
 IMAGE_SIZES = {"mnist": 28, "usps": 16}
 
 
-class ConfigError(ValueError):
-  """A config field holds a value jaxdigits cannot run with."""
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -14,12 +14,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from jaxdigits.errors import DataError
 
 RAW_DATA_ENV = "JAXDIGITS_RAW_DATA"
 
 
-class DataError(RuntimeError):
-  """A dataset file is missing, truncated, corrupt or cannot be fetched."""
 
 
 @dataclasses.dataclass(frozen=True)

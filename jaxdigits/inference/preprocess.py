@@ -14,10 +14,9 @@ import numpy as np
 from PIL import Image
 
 from jaxdigits.data.mnist_style import MNIST_SIZE, mnist_style, mnist_style_batch  # noqa: F401
+from jaxdigits.errors import ImageError
 
 
-class ImageError(ValueError):
-  """An image cannot be turned into a digit input; the message names the source and the fix."""
 
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray

@@ -36,14 +36,13 @@ from jaxdigits.data import pipeline
 from jaxdigits.training.metrics_writer import MetricsWriter
 from jaxdigits.models.cnn import conv_as_matmul
 from jaxdigits.training.state import create_train_state, make_optimizer
+from jaxdigits.errors import SweepError
 
 # Fields that may differ inside one vmapped group: they change values, not programs.
 VMAPPED = ("seed", "train.learning_rate", "train.weight_decay", "train.momentum")
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
 
 
-class SweepError(ValueError):
-  """A sweep definition cannot be run."""
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:

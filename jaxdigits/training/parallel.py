@@ -30,13 +30,12 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxdigits.config import ConfigError
+from jaxdigits.errors import ConfigError
+from jaxdigits.errors import DistributedError
 
 AXIS = "data"
 
 
-class DistributedError(RuntimeError):
-  """The multi-host runtime could not start."""
 
 
 def initialize_distributed(p: ml_collections.ConfigDict) -> None:
