@@ -31,7 +31,7 @@ from jaxdigits.training import engine as train
 from jaxdigits.data import pipeline
 from jaxdigits.models import CLASSIC
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # entry → (config file in configs/, model field overrides)
 ENTRIES: dict[str, tuple[str, dict[str, Any]]] = {
     "logistic_pixels": ("linear.py", {}),

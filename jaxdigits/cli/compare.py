@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # entry → (config file in configs/, model field overrides)
 ENTRIES: dict[str, tuple[str, dict[str, Any]]] = {
     "logistic_pixels": ("linear.py", {}),
