@@ -84,10 +84,21 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 def to_mnist_style(source: ImageSource) -> np.ndarray:
   """Any digit image (file path, PIL image or array) → uint8 [28, 28, 1], MNIST-style.
 
+  ``to_ink``, then ``mnist_style`` crops to the ink, fits it into 20x20 and centres it by
+  mass. The one preprocessing path for predict, the demo and evaluation on non-MNIST digits.
+
+  Raises:
+    ImageError: missing, unreadable, corrupt or blank image; the message names the source.
+  """
+  return mnist_style(to_ink(source))[..., None]
+
+
+def to_ink(source: ImageSource) -> np.ndarray:
+  """Any image → float32 [H, W] ink, bright on black at the input's size, background zeroed.
+
   Transparency is flattened onto white, the image turned grey, dark ink on light paper
   detected (from the border, which is mostly paper) and inverted, the background level
-  removed, then ``mnist_style`` crops to the ink, fits it into 20x20 and centres it by mass.
-  The one preprocessing path for predict, the demo and evaluation on non-MNIST digits.
+  and the noise above it removed. ``numbers`` segments this into digits.
 
   Raises:
     ImageError: missing, unreadable, corrupt or blank image; the message names the source.
@@ -117,4 +128,4 @@ def to_mnist_style(source: ImageSource) -> np.ndarray:
   border_ink = np.clip(border - background if background < 128 else background - border, 0, None)
   noise = float(np.percentile(border_ink, 75)) / 0.6745
   ink[ink < max(_MIN_CONTRAST / 2, 6 * noise)] = 0
-  return mnist_style(ink)[..., None]
+  return ink
