@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from jaxdigits import config as config_lib
+from jaxdigits.errors import ConfigError
 from jaxdigits.training import classic_fit as classic
 from jaxdigits.models import features
 from jaxdigits.inference import predictor as predict
@@ -107,7 +108,7 @@ def compare(dataset: str, out: str | Path, only: Sequence[str] = (), train_limit
   """Trains/evaluates each entry (all of ENTRIES unless ``only``) and writes the table."""
   unknown = sorted(set(only) - set(ENTRIES))
   if unknown:
-    raise ValueError(f"--only: unknown entry {unknown[0]!r}; choose from {sorted(ENTRIES)}")
+    raise ConfigError(f"--only: unknown entry {unknown[0]!r}; choose from {sorted(ENTRIES)}")
   out = Path(out)
   cache = features.FeatureCache()  # one dataset, one set of splits: features computed once
   rows = []

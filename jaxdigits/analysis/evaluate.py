@@ -18,6 +18,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from jaxdigits import checkpoints, config as config_lib
+from jaxdigits.errors import ConfigError
 from jaxdigits.analysis import plots
 from jaxdigits.inference import predictor as predict
 from jaxdigits.inference import preprocess
@@ -128,10 +129,10 @@ def load_eval_split(predictor: Predictor, dataset: str, split: str, *, raw_dir: 
   USPS with ``data.mnist_style`` does, so an MNIST model reads USPS and the reverse.
   """
   if dataset not in config_lib.DATASETS:
-    raise ValueError(f"--dataset: unknown dataset {dataset!r}; choose one of "
+    raise ConfigError(f"--dataset: unknown dataset {dataset!r}; choose one of "
                      f"{list(config_lib.DATASETS)}")
   if split not in SPLITS:
-    raise ValueError(f"--split: unknown split {split!r}; choose one of {list(SPLITS)}")
+    raise ConfigError(f"--split: unknown split {split!r}; choose one of {list(SPLITS)}")
   kw = dict(raw_dir=raw_dir, data_dir=data_dir)
   if split == "test":
     data = load_tfds(dataset, "test", **kw)
@@ -143,7 +144,7 @@ def load_eval_split(predictor: Predictor, dataset: str, split: str, *, raw_dir: 
   size = predictor.input_shape[0]
   if data.images.shape[1] != size:
     if size != preprocess.MNIST_SIZE:
-      raise ValueError(f"the model reads {size}x{size} {predictor.config.data.dataset} digits, "
+      raise ConfigError(f"the model reads {size}x{size} {predictor.config.data.dataset} digits, "
                        f"so it cannot read {dataset}; evaluate a model trained with "
                        f"--config.data.mnist_style=True instead")
     data = Split(preprocess.mnist_style_batch(data.images), data.labels)

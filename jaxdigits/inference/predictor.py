@@ -24,6 +24,7 @@ import numpy as np
 from absl import logging
 
 from jaxdigits import checkpoints, config as config_lib
+from jaxdigits.errors import ConfigError
 from jaxdigits.data import augment
 from jaxdigits.models import classic
 from jaxdigits.inference import preprocess
@@ -92,7 +93,7 @@ class Predictor:
   def prepare(self, source: preprocess.ImageSource) -> np.ndarray:
     """Any digit image → the model's uint8 input [H,W,1] (see ``preprocess.to_mnist_style``)."""
     if self.input_shape[:2] != (preprocess.MNIST_SIZE,) * 2:
-      raise ValueError(f"this model reads {self.input_shape[0]}x{self.input_shape[1]} "
+      raise ConfigError(f"this model reads {self.input_shape[0]}x{self.input_shape[1]} "
                        f"{self.config.data.dataset} digits as stored, not MNIST-style images; "
                        f"train it with --config.data.mnist_style=True to predict on new images")
     return preprocess.to_mnist_style(source)
@@ -160,7 +161,7 @@ class Ensemble(Predictor):
   def of(cls, members: Sequence[Predictor]) -> Ensemble:
     shapes = {m.input_shape for m in members}
     if len(shapes) != 1:
-      raise ValueError(f"ensemble members read different inputs {sorted(shapes)}; combine "
+      raise ConfigError(f"ensemble members read different inputs {sorted(shapes)}; combine "
                        "runs trained on the same input format")
     first = members[0]
     return cls(first.config, first.model, first.variables, first.batch_size, tuple(members))
