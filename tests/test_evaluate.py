@@ -150,8 +150,9 @@ def test_ensemble_averages_member_probabilities(workdir, tiny_run, raw_dir, tfds
   np.testing.assert_allclose(np.exp(ensemble.logits(images)), np.mean(members, axis=0),
                              rtol=1e-5, atol=1e-7)
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
-  assert evaluate_cli.main(["--workdir", *map(str, runs), "--dataset=mnist",
-                        f"--data_dir={tfds_dir}"]) == 0
+  # Several runs: repeated --workdir flags, or one comma-separated list.
+  assert evaluate_cli.main([f"--workdir={runs[0]}", f"--workdir={runs[1]}", "--dataset=mnist",
+                            f"--data_dir={tfds_dir}"]) == 0
   assert "ensemble of 2 models" in capsys.readouterr().out
   written = json.loads((workdir / "eval" / "ensemble2_mnist_test" / "metrics.json").read_text())
   assert written["runs"] == [str(r) for r in runs] and written["examples"] == 10_000

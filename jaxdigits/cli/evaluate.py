@@ -1,69 +1,65 @@
-"""Evaluation: batched jitted inference, metrics, error analysis and the evaluate command line.
+"""Evaluate a trained run (or an ensemble of runs) and analyse its errors.
 
-``python -m jaxdigits.evaluate --workdir=DIR [--dataset=mnist|usps] [--split=test]`` writes
-metrics.json, the confusion matrix (text and PNG), a gallery of the worst errors and a
-reliability diagram into DIR/eval/<dataset>_<split>/ (or ``--out``).
+  python -m jaxdigits.evaluate --workdir=DIR [--workdir=DIR2 ...] [--dataset=mnist|usps]
+      [--split=test] [--tta] [--out=FOLDER] [--raw_dir=DIR] [--data_dir=DIR]
+
+Writes metrics.json, the confusion matrix (text and PNG), a gallery of the worst errors and a
+reliability diagram into DIR/eval/<dataset>_<split>/ (or ``--out``). Several runs, given as
+repeated ``--workdir`` flags or one comma-separated list, are evaluated as their ensemble.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
 from pathlib import Path
-from typing import Any, Sequence
 
-import numpy as np
-from sklearn import metrics as skm
+from absl import flags
 
-
-NUM_CLASSES = 10
-ECE_BINS = 15
-GALLERY_SIZE = 36
-SPLITS = ("train", "validation", "test")
-
-from jaxdigits.analysis.evaluate import *  # noqa: F401,F403  (mechanical split; cleaned up next)
+from jaxdigits import config as config_lib
+from jaxdigits.analysis import evaluate
+from jaxdigits.cli import runner
+from jaxdigits.inference import predictor as predict
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  # argparse, not absl flags: report imports this module and flags are process globals.
-  parser = argparse.ArgumentParser(prog="python -m jaxdigits.evaluate",
-                                   description="Evaluate a trained run and analyse its errors.")
-  parser.add_argument("--workdir", "--checkpoint", dest="workdir", required=True, nargs="+",
-                      help="training workdir or its checkpoints/ folder; several: evaluate "
-                           "their ensemble (probabilities averaged)")
-  parser.add_argument("--dataset", choices=config_lib.DATASETS,
-                      help="dataset to evaluate on (default: the one the model was trained on)")
-  parser.add_argument("--split", default="test", choices=SPLITS)
-  parser.add_argument("--tta", action="store_true", help=predict.TTA_HELP)
-  parser.add_argument("--out", help="output folder (default: WORKDIR/eval/<dataset>_<split>)")
-  parser.add_argument("--raw_dir", help="raw data folder (default: $JAXDIGITS_RAW_DATA)")
-  parser.add_argument("--data_dir", help="prepared tfds folder (default: $JAXDIGITS_DATA_DIR)")
-  args = parser.parse_args(argv)
-  quiet_libraries()
-  try:
-    result, out = evaluate_run(args.workdir, args.dataset, args.split, out_dir=args.out,
-                               raw_dir=args.raw_dir, data_dir=args.data_dir, tta=args.tta)
-  except (checkpoints.CheckpointError, DataError, ValueError) as e:
-    print(f"jaxdigits.evaluate: error: {e}", file=sys.stderr)
-    return 2
+def _define(fv: flags.FlagValues) -> None:
+  flags.DEFINE_multi_string("workdir", None, "training workdir or its checkpoints/ folder; "
+                            "several (repeated, or comma-separated): their ensemble, "
+                            "probabilities averaged", flag_values=fv, required=True)
+  flags.DEFINE_alias("checkpoint", "workdir", flag_values=fv)
+  flags.DEFINE_enum("dataset", None, config_lib.DATASETS, "dataset to evaluate on (default: "
+                    "the one the model was trained on)", flag_values=fv)
+  flags.DEFINE_enum("split", "test", evaluate.SPLITS, "split to evaluate", flag_values=fv)
+  flags.DEFINE_boolean("tta", False, predict.TTA_HELP, flag_values=fv)
+  flags.DEFINE_string("out", None, "output folder (default: WORKDIR/eval/<dataset>_<split>)",
+                      flag_values=fv)
+  flags.DEFINE_string("raw_dir", None, "raw data folder (default: $JAXDIGITS_RAW_DATA)",
+                      flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "prepared tfds folder (default: $JAXDIGITS_DATA_DIR)",
+                      flag_values=fv)
+  # Checked before any model or data is loaded, not after minutes of evaluation.
+  flags.register_validator("out", lambda out: out is None or not Path(out).is_file(),
+                           "is an existing file; give a folder (new or existing) for the "
+                           "evaluation outputs", flag_values=fv)
+
+
+def _evaluate(fv: flags.FlagValues, _: list[str]) -> None:
+  workdirs = [w for value in fv.workdir for w in value.split(",") if w]
+  result, out = evaluate.evaluate_run(workdirs, fv.dataset, fv.split, out_dir=fv.out,
+                                      raw_dir=fv.raw_dir, data_dir=fv.data_dir, tta=fv.tta)
   pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"
                     for p in result["confused_pairs"][:3])
-  model = "model" if len(args.workdir) == 1 else f"ensemble of {len(args.workdir)} models"
-  tta = ", test-time augmented" if args.tta else ""
+  model = "model" if len(workdirs) == 1 else f"ensemble of {len(workdirs)} models"
+  tta = ", test-time augmented" if fv.tta else ""
   print(f"{result['dataset']} {result['split']} ({result['examples']} images, {model} trained on "
         f"{result['trained_on']}{tta}): accuracy={result['accuracy']:.4f} "
         f"macro_f1={result['macro']['f1']:.4f} log_loss={result['log_loss']:.4f} "
         f"ece={result['expected_calibration_error']:.4f}")
   print(f"most confused: {pairs or 'none'}")
   print(f"outputs in {out}")
-  return 0
 
 
-def run() -> None:
-  sys.exit(main())
-
+COMMAND = runner.Command("evaluate", __doc__, _define, _evaluate)
+main = COMMAND.main
+run = COMMAND.run
 
 if __name__ == "__main__":
   run()

@@ -8,45 +8,37 @@ The bundle format and its checks live in ``jaxdigits.bundle``.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from typing import Sequence
+from absl import flags
 
-from jaxdigits import bundle, checkpoints
-from jaxdigits.inference import predictor as predict
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  # argparse, not absl flags, for the reason given in predict.main.
-  parser = argparse.ArgumentParser(prog="python -m jaxdigits.export",
-                                   description="Write or check a shareable model bundle.")
-  parser.add_argument("--workdir", help="training workdir (its best-on-validation checkpoint)")
-  parser.add_argument("--out", help="bundle folder to create (must not exist)")
-  parser.add_argument("--verify", metavar="BUNDLE", help="check a bundle and load it")
-  args = parser.parse_args(argv)
-  if bool(args.verify) == bool(args.workdir or args.out) or (args.workdir and not args.out) or (
-      args.out and not args.workdir):
-    parser.error("give --workdir and --out to export, or --verify=BUNDLE alone")
-  predict.quiet_libraries()
-  try:
-    if args.verify:
-      manifest = bundle.verify(args.verify)
-      bundle.load(args.verify)  # the files are whole; this checks they fit the model too
-      print(f"{args.verify}: ok, {len(manifest['files'])} files, digest {manifest['digest']}")
-    else:
-      manifest = bundle.export(args.workdir, args.out)
-      print(f"wrote {args.out}: {len(manifest['files'])} files, "
-            f"{sum(f['bytes'] for f in manifest['files'].values()):,} bytes, "
-            f"digest {manifest['digest']}")
-  except (bundle.BundleError, checkpoints.CheckpointError, ValueError) as e:
-    print(f"jaxdigits.export: error: {e}", file=sys.stderr)
-    return 2
-  return 0
+from jaxdigits import bundle
+from jaxdigits.cli import runner
+from jaxdigits.errors import ConfigError
 
 
-def run() -> None:
-  sys.exit(main())
+def _define(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("workdir", None, "training workdir (its best-on-validation checkpoint)",
+                      flag_values=fv)
+  flags.DEFINE_string("out", None, "bundle folder to create (must not exist)", flag_values=fv)
+  flags.DEFINE_string("verify", None, "a bundle to check and load", flag_values=fv)
 
+
+def _export(fv: flags.FlagValues, _: list[str]) -> None:
+  if bool(fv.verify) == bool(fv.workdir or fv.out) or bool(fv.workdir) != bool(fv.out):
+    raise ConfigError("give --workdir and --out to export, or --verify=BUNDLE alone")
+  if fv.verify:
+    manifest = bundle.verify(fv.verify)
+    bundle.load(fv.verify)  # the files are whole; this checks they fit the model too
+    print(f"{fv.verify}: ok, {len(manifest['files'])} files, digest {manifest['digest']}")
+  else:
+    manifest = bundle.export(fv.workdir, fv.out)
+    print(f"wrote {fv.out}: {len(manifest['files'])} files, "
+          f"{sum(f['bytes'] for f in manifest['files'].values()):,} bytes, "
+          f"digest {manifest['digest']}")
+
+
+COMMAND = runner.Command("export", __doc__, _define, _export)
+main = COMMAND.main
+run = COMMAND.run
 
 if __name__ == "__main__":
   run()

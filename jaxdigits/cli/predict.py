@@ -1,57 +1,44 @@
-"""The Predictor (parameters + apply + preprocessing) and the predict command line.
+"""Recognise the digit in each image file.
 
-``python -m jaxdigits.predict --checkpoint=PATH image.png [more.jpg ...] [--json]``
+  python -m jaxdigits.predict [--checkpoint=BUNDLE_OR_WORKDIR] image.png [more.jpg ...]
+      [--json] [--tta]
 
-One Predictor serves evaluation, prediction on user images and the demo, so all of them run
-the same jitted forward pass on the same preprocessing.
+One line per image (``file: digit (p=...)  top3 ...``), or with ``--json`` one JSON list of
+``{"file", "digit", "probability", "top3"}``. An image that cannot be read is named on stderr,
+the others still predicted, and the exit code is 1.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import functools
 import json
 import sys
-from pathlib import Path
-from typing import Any, Callable, Sequence
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from absl import logging
+from absl import flags
+
+import jaxdigits
+from jaxdigits.cli import runner
+from jaxdigits.errors import ConfigError, ImageError
+from jaxdigits.inference import predictor as predict
 
 
-ApplyFn = Callable[..., jax.Array]
+def _define(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("checkpoint", None, "bundle folder or training workdir (default: the "
+                      "shipped MNIST CNN)", flag_values=fv)
+  flags.DEFINE_boolean("json", False, "print one JSON list instead of lines", flag_values=fv)
+  flags.DEFINE_boolean("tta", False, predict.TTA_HELP, flag_values=fv)
 
-from jaxdigits.inference.predictor import *  # noqa: F401,F403  (mechanical split; cleaned up next)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-  # argparse rather than absl flags: flags are process globals, and evaluate/report import
-  # this module, so defining flags here would clash with theirs.
-  parser = argparse.ArgumentParser(prog="python -m jaxdigits.predict",
-                                   description="Recognise the digit in each image file.")
-  parser.add_argument("--checkpoint", required=True,
-                      help="training workdir or its checkpoints/ folder")
-  parser.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
-  parser.add_argument("--tta", action="store_true", help=TTA_HELP)
-  parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
-  args = parser.parse_args(argv)
-  quiet_libraries()
-  try:
-    predictor = load(args.checkpoint, tta=args.tta)
-    results = predictor.predict(args.images)
-  except (checkpoints.CheckpointError, ValueError) as e:
-    print(f"jaxdigits.predict: error: {e}", file=sys.stderr)
-    return 2
-  failed = [r for r in results if isinstance(r, preprocess.ImageError)]
+def _predict(fv: flags.FlagValues, images: list[str]) -> int:
+  if not images:
+    raise ConfigError("give one or more image files, e.g. python -m jaxdigits.predict digit.png")
+  predictor = jaxdigits.load(fv.checkpoint)
+  predictor = predict.Augmented.of(predictor) if fv.tta else predictor
+  results = predictor.predict(images)
+  failed = [r for r in results if isinstance(r, ImageError)]
   for error in failed:
-    print(f"jaxdigits.predict: error: {error}", file=sys.stderr)
-  ok = [r for r in results if isinstance(r, Prediction)]
-  if args.json:
+    print(f"jaxdigits.predict: error: {runner.one_line(str(error))}", file=sys.stderr)
+  ok = [r for r in results if isinstance(r, predict.Prediction)]
+  if fv.json:
     print(json.dumps([r.to_json() for r in ok]))
   else:
     for r in ok:
@@ -60,9 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   return 1 if failed else 0
 
 
-def run() -> None:
-  sys.exit(main())
-
+COMMAND = runner.Command("predict", __doc__, _define, _predict, positional="image files")
+main = COMMAND.main
+run = COMMAND.run
 
 if __name__ == "__main__":
   run()

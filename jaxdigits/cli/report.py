@@ -1,4 +1,7 @@
-"""report.md from measured results: ``python -m jaxdigits.report --workdir=DIR``.
+"""Write report.md from measured results.
+
+  python -m jaxdigits.report --workdir=DIR [--cross_workdir=DIR2] [--raw_dir=DIR]
+      [--data_dir=DIR]
 
 The run is evaluated afresh on its test split (and, where its input allows, on the other
 dataset); ``--cross_workdir`` adds a model trained on the other dataset for the reverse
@@ -8,43 +11,30 @@ and its metrics.jsonl; the prose around them is chosen from the numbers, never e
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import sys
-from pathlib import Path
-from typing import Any, Sequence
+from absl import flags
+
+from jaxdigits.analysis import report
+from jaxdigits.cli import runner
 
 
-NAMES = {"mnist": "MNIST", "usps": "USPS"}
-
-from jaxdigits.analysis.report import *  # noqa: F401,F403  (mechanical split; cleaned up next)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m jaxdigits.report",
-                                   description="Write report.md from measured results.")
-  parser.add_argument("--workdir", required=True, help="training workdir of the model reported")
-  parser.add_argument("--cross_workdir",
-                      help="a run trained on the other dataset, for the reverse cross-dataset "
-                           "result")
-  parser.add_argument("--raw_dir", help="raw data folder (default: $JAXDIGITS_RAW_DATA)")
-  parser.add_argument("--data_dir", help="prepared tfds folder (default: $JAXDIGITS_DATA_DIR)")
-  args = parser.parse_args(argv)
-  quiet_libraries()
-  try:
-    path = write_report(args.workdir, args.cross_workdir, args.raw_dir, args.data_dir)
-  except (checkpoints.CheckpointError, DataError, ValueError) as e:
-    print(f"jaxdigits.report: error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote {path}")
-  return 0
+def _define(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("workdir", None, "training workdir of the model reported", flag_values=fv,
+                      required=True)
+  flags.DEFINE_string("cross_workdir", None, "a run trained on the other dataset, for the "
+                      "reverse cross-dataset result", flag_values=fv)
+  flags.DEFINE_string("raw_dir", None, "raw data folder (default: $JAXDIGITS_RAW_DATA)",
+                      flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "prepared tfds folder (default: $JAXDIGITS_DATA_DIR)",
+                      flag_values=fv)
 
 
-def run() -> None:
-  sys.exit(main())
+def _report(fv: flags.FlagValues, _: list[str]) -> None:
+  print(f"wrote {report.write_report(fv.workdir, fv.cross_workdir, fv.raw_dir, fv.data_dir)}")
 
+
+COMMAND = runner.Command("report", __doc__, _define, _report)
+main = COMMAND.main
+run = COMMAND.run
 
 if __name__ == "__main__":
   run()
