@@ -101,6 +101,10 @@ def prepared_builder(dataset: str, *, raw_dir: str | None, data_dir: str) -> tfd
   if builder.is_prepared():
     return builder
   if raw_dir:
+    # Named before tfds starts its progress bars, so the error is all a user reads.
+    missing = [p for p in raw.local_paths(dataset, raw_dir).values() if not p.exists()]
+    if missing:
+      raise raw.DataError(f"{dataset}: missing file {missing[0]}. {raw._fix_hint(dataset)}")  # pylint: disable=protected-access
     builder.download_and_prepare()
     return builder
   _check_reachable(dataset)
