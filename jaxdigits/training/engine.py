@@ -101,6 +101,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   not at all with ``evaluate_test=False`` (sweep trials: selection must never see test).
   """
   config = config_lib.validate(config)
+  if Path(workdir).is_file():  # every kind of run would fail to mkdir it, with a traceback
+    raise checkpoints.CheckpointError(f"--workdir={workdir}: is a file; give a folder (a new "
+                                      "one, or a run to resume)")
   if config.model.name in models.CLASSIC:
     from jaxdigits.training import classic_fit as classic  # pylint: disable=g-import-not-at-top
     return classic.fit_and_evaluate(config, workdir, evaluate_test=evaluate_test)
