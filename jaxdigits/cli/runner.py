@@ -107,7 +107,9 @@ class Command:
       if "--help" in argv or "-h" in argv:
         return self._help(fv)
       required = re.search(r"Flag (--\S+) must have a value other than None", str(e))
-      message = f"{required.group(1)} is required" if required else one_line(str(e))
+      # absl says "flag --name=value: why"; the flag itself is the subject of the line.
+      message = (f"{required.group(1)} is required" if required
+                 else one_line(str(e)).removeprefix("flag "))
       raise ConfigError(f"{message}; see --help") from None
     # config_flags lets these escape absl's parser as they are: all are careless input.
     except (KeyError, AttributeError) as e:
