@@ -1,7 +1,8 @@
 """The config schema: defaults for every field, and the one place that validates them.
 
 Config files in ``configs/`` start from ``defaults()`` and change what their recipe needs;
-``validate`` rejects a bad config before any work, naming the field and the fix.
+``validate`` rejects a bad config before any work, naming the field and the fix. What each
+field means is in ``jaxdigits/config_doc.py`` (docs/config.md is generated from it).
 """
 
 from __future__ import annotations
@@ -25,19 +26,18 @@ IMAGE_SIZES = {"mnist": 28, "usps": 16}
 
 
 def defaults() -> ml_collections.ConfigDict:
+  """Every field and its default (model.* past ``name`` come from the models); what each
+  means: ``jaxdigits.config_doc.FIELDS``."""
   config = ml_collections.ConfigDict()
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
   config.data.dataset = "mnist"
-  # Folder with the raw files (DIR/mnist/*.gz, DIR/usps/zip.*.gz); None reads
-  # $JAXDIGITS_RAW_DATA, and without it tfds downloads.
   config.data.raw_dir = config_dict.placeholder(str)
-  # Where tfds keeps prepared datasets; None means $JAXDIGITS_DATA_DIR or ~/.cache/jaxdigits/tfds.
   config.data.tfds_dir = config_dict.placeholder(str)
-  config.data.validation_fraction = 0.1  # the last 10% of train, fixed
-  config.data.mnist_style = False  # resize non-28x28 digits MNIST-style (20x20 box, centred)
-  config.data.train_limit = 0  # use only the first N training examples (0: all), for quick runs
+  config.data.validation_fraction = 0.1
+  config.data.mnist_style = False
+  config.data.train_limit = 0
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cnn"
@@ -45,25 +45,21 @@ def defaults() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 5
   config.train.batch_size = 128
-  config.train.learning_rate = 3e-3  # the peak learning rate of the schedule
+  config.train.learning_rate = 3e-3
   config.train.optimizer = "adamw"
-  config.train.momentum = 0.9  # sgd only
+  config.train.momentum = 0.9
   config.train.weight_decay = 1e-4
   config.train.schedule = "onecycle"
-  config.train.warmup_fraction = 0.2  # onecycle / cosine warm-up, as a fraction of all steps
+  config.train.warmup_fraction = 0.2
   config.train.label_smoothing = 0.0
-  config.train.max_shift = 0  # random translation of training digits, in pixels
-  config.train.max_rotation = 0.0  # random rotation of training digits, in degrees
-  config.train.max_scale = 0.0  # random scaling of training digits by 1 ± this
-  # Train steps unrolled into one jitted call (measured: benchmarks/input_pipeline.py).
-  config.train.steps_per_call = 4
+  config.train.max_shift = 0
+  config.train.max_rotation = 0.0
+  config.train.max_scale = 0.0
+  config.train.steps_per_call = 4  # measured: benchmarks/input_pipeline.py
   config.train.eval_batch_size = 500  # measured faster than 1000 on XLA:CPU
 
   config.parallel = ml_collections.ConfigDict()
-  # auto: 'sharded' (jit over a device mesh) with several devices, else 'single'.
   config.parallel.strategy = "auto"
-  # Multi-host: join a jax.distributed run. Unset fields come from JAX_COORDINATOR_ADDRESS,
-  # JAX_NUM_PROCESSES, JAX_PROCESS_ID, or JAX's SLURM / Cloud TPU auto-detection.
   config.parallel.distributed = False
   config.parallel.coordinator_address = config_dict.placeholder(str)
   config.parallel.num_processes = config_dict.placeholder(int)
@@ -72,7 +68,7 @@ def defaults() -> ml_collections.ConfigDict:
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_epochs = 1
-  config.checkpoint.keep = 2  # the latest N checkpoints are kept, plus the best on validation
+  config.checkpoint.keep = 2
   config.progress_bar = True
   return config
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import ml_collections
@@ -29,14 +29,22 @@ def check(model: ml_collections.ConfigDict) -> None:
     build(model)
 
 
+def config_fields(name: str) -> dict[str, Any]:
+  """The ``model.*`` fields (besides ``name``) that model ``name`` takes, with their defaults."""
+  if name in CLASSIC:
+    return dict(classic.FIELDS[name])
+  # bn_axis_name and conv are set by the trainer and the sweep, not by configs.
+  return {f.name: f.default for f in dataclasses.fields(REGISTRY[name])
+          if f.name not in ("parent", "name", "bn_axis_name", "conv")}
+
+
 def build(model: ml_collections.ConfigDict) -> nn.Module:
   """Builds ``REGISTRY[model.name]`` with the remaining fields as its attributes."""
   if model.name not in REGISTRY:
     raise ValueError(f"config field model.name: unknown model {model.name!r}; "
                      f"known: {sorted({*REGISTRY, *CLASSIC})}")
   cls = REGISTRY[model.name]
-  # bn_axis_name and conv are set by the trainer and the sweep, not by configs.
-  fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "bn_axis_name", "conv"}
+  fields = set(config_fields(model.name))
   kwargs = {k: v for k, v in model.items() if k != "name"}
   unknown = sorted(set(kwargs) - fields)
   if unknown:

@@ -32,6 +32,24 @@ FIELDS: dict[str, dict[str, Any]] = {
     "random_forest": {"features": "pixels", "pca": 0, "n_estimators": 200,
                       "max_features": "sqrt"},
 }
+# What each field means, for every model that takes it (docs/config.md is generated from it).
+FIELD_DOCS: dict[str, str] = {
+    "features": "what the model reads: 'pixels' (flattened, [0, 1]), 'sobel' (edge "
+                "magnitude) or 'hog' (histograms of oriented gradients)",
+    "pca": "project the features onto this many principal components first; 0: no PCA",
+    "k": "neighbours that vote (distance ties go to the lower training index, vote ties to "
+         "the smaller label)",
+    "l2": "weight of the L2 penalty on the weights",
+    "epochs": "passes over the training split (Adam on the one-vs-rest hinge loss)",
+    "batch_size": "training examples per Adam step",
+    "learning_rate": "Adam's initial learning rate (cosine decay to 0 over the epochs)",
+    "C": "inverse regularisation strength of scikit-learn's SVC",
+    "gamma": "RBF kernel width: 'scale' (1 / (features x variance), scikit-learn's default) "
+             "or a positive float",
+    "n_estimators": "trees in the forest",
+    "max_features": "features tried per split, as scikit-learn's RandomForestClassifier takes "
+                    "it ('sqrt', 'log2', an int or a fraction)",
+}
 
 
 def settings(model: ml_collections.ConfigDict) -> dict[str, Any]:

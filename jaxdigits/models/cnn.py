@@ -63,18 +63,29 @@ class CNN(nn.Module):
 
   Without pooling and with VALID padding it is the all-convolution "M5" family (An et al.
   2020): 5x5 convolutions shrink 28x28 to 8x8 with no pooling, then one dense layer.
+
+  Attributes:
+    features: output channels of each block's convolutions, one entry per block.
+    convs_per_block: conv-BN-ReLU layers in each block.
+    kernel_size: side of the square convolution kernels.
+    padding: 'SAME' keeps the size; 'VALID' trims kernel_size - 1 pixels per convolution.
+    pool: a 2x2 max-pool after each block.
+    dense: hidden units of the head; 0 flattens straight into the logits.
+    dropout: dropout rate before the last dense layer (training only).
+    space_to_depth: >1 folds each s x s pixel patch into channels before the first
+      convolution (28x28x1 becomes 14x14x4 for 2); 1: no folding.
+    num_classes: number of output logits.
   """
 
   features: Sequence[int] = (32, 64)
   convs_per_block: int = 1
   kernel_size: int = 3
-  padding: str = "SAME"  # or "VALID": each conv trims kernel_size - 1 pixels
-  pool: bool = True  # 2x2 max-pool after each block
-  dense: int = 256  # hidden units of the head; 0: flatten straight into the logits
+  padding: str = "SAME"
+  pool: bool = True
+  dense: int = 256
   dropout: float = 0.0
-  # >1 folds each s x s pixel patch into channels before the first conv (28x28x1 → 14x14x4
-  # for 2): XLA:CPU's conv over one input channel at full size was the slowest layer; with
-  # this stem the (32, 32) CNN of configs/fast.py trained 1.9x more images/s than the
+  # XLA:CPU's conv over one input channel at full size was the slowest layer; with a 2x2
+  # space-to-depth stem the (32, 32) CNN of configs/fast.py trained 1.9x more images/s than the
   # (16, 32) one without it, and was more accurate after 2 epochs.
   space_to_depth: int = 1
   num_classes: int = 10

@@ -7,6 +7,12 @@ import jax
 
 
 class Linear(nn.Module):
+  """One dense layer from the flattened pixels to the logits.
+
+  Attributes:
+    num_classes: number of output logits.
+  """
+
   num_classes: int = 10
 
   @nn.compact

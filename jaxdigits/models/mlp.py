@@ -9,6 +9,14 @@ import jax
 
 
 class MLP(nn.Module):
+  """Dense-ReLU-dropout layers on the flattened pixels, then a dense layer to the logits.
+
+  Attributes:
+    hidden: units of each hidden layer, one entry per layer.
+    dropout: dropout rate after each hidden layer (training only).
+    num_classes: number of output logits.
+  """
+
   hidden: Sequence[int] = (512, 512)
   dropout: float = 0.0
   num_classes: int = 10

@@ -14,11 +14,18 @@ from jaxdigits.models.cnn import check_space_to_depth, space_to_depth
 
 class ResNet(nn.Module):
   """A conv stem, then per stage ``blocks_per_stage`` basic blocks (two 3x3 conv-BN, identity
-  or 1x1-projection shortcut); every stage after the first halves the resolution."""
+  or 1x1-projection shortcut); every stage after the first halves the resolution.
+
+  Attributes:
+    stage_features: channels of each stage, one entry per stage (and of the stem: the first).
+    blocks_per_stage: basic residual blocks in each stage.
+    space_to_depth: as in the CNN; 2 runs the first stage at 14x14, about 3x cheaper.
+    num_classes: number of output logits.
+  """
 
   stage_features: Sequence[int] = (16, 32, 64)
   blocks_per_stage: int = 1
-  space_to_depth: int = 1  # as in the CNN: 2 runs the first stage at 14x14, ~3x cheaper
+  space_to_depth: int = 1
   num_classes: int = 10
   bn_axis_name: str | None = None  # set by the pmap strategy: statistics over all devices
   conv: Callable | None = None  # as in the CNN
