@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging as py_logging
-import os
 import re
 import sys
 import warnings
@@ -37,7 +36,7 @@ CONFIG = "config"
 QUIET = -2  # absl's scale: -2 ERROR, -1 WARNING, 0 INFO, 1 DEBUG
 # Python loggers that announce routine events (device fallback, checkpoint saves, dataset
 # preparation) at INFO or WARNING; absl's own level is set through absl.logging.
-LOGGERS = ("jax", "orbax", "tensorflow", "tensorflow_datasets", "etils", "httpx", "gradio")
+LOGGERS = ("jax", "orbax", "tensorflow_datasets", "etils", "httpx", "gradio")
 INT64 = 2**63  # every integer flag or config field must fit in 64 bits (NumPy, XLA)
 
 
@@ -115,7 +114,8 @@ class Command:
     except (KeyError, AttributeError) as e:
       raise ConfigError(_unknown_field(e, argv)) from None
     except SyntaxError as e:
-      raise ConfigError(f"--config={e.filename}: {e.msg} at line {e.lineno}; fix the file") from None
+      raise ConfigError(f"--{CONFIG}={e.filename}: {e.msg} at line {e.lineno}; fix the file"
+                        ) from None
     except (OSError, ImportError) as e:
       raise ConfigError(f"--config: {one_line(str(e))}") from None
     if fv.help:
@@ -131,7 +131,8 @@ class Command:
     return fv, args
 
   def _help(self, fv: flags.FlagValues) -> None:
-    print(self.doc.strip(), "\nflags:", fv.get_help(include_special_flags=False), sep="\n")
+    args = f"\npositional arguments: {self.positional}" if self.positional else ""
+    print(self.doc.strip(), args, "\nflags:", fv.get_help(include_special_flags=False), sep="\n")
     return None
 
 
@@ -150,8 +151,6 @@ def quiet(verbosity: int) -> Iterator[None]:
   saved_absl = logging.get_verbosity()
   loggers = [py_logging.getLogger(name) for name in LOGGERS]
   saved = [lg.level for lg in loggers]
-  # TensorFlow's C++ logging reads this when it is first imported (tfds may import it).
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbosity >= 0 else "2")
   logging.set_verbosity(verbosity)
   for lg in loggers:
     lg.setLevel(level)
