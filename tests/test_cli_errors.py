@@ -6,13 +6,18 @@ subprocess each) and the file takes about as long as its slowest command to star
 
 from __future__ import annotations
 
+import logging as py_logging
 import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
+from absl import logging
+
+from jaxdigits.cli import runner
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 240  # several JAX imports at once on 2 busy cores
@@ -84,3 +89,38 @@ def test_careless_input_is_one_line_and_exit_2(outcomes, name):
   assert lines[0].startswith(f"jaxdigits.{command}: error: "), lines[0]
   assert expected in lines[0], lines[0]
   assert result.returncode == 2, lines[0]
+
+
+def test_help_lists_every_flag_and_exits_0(capsys):
+  from jaxdigits.cli import export  # pylint: disable=g-import-not-at-top
+  assert export.main(["--help"]) == 0
+  out = capsys.readouterr().out
+  assert all(f"--{name}" in out for name in ("workdir", "out", "verify", "verbosity"))
+
+
+def _probe(record: list) -> runner.Command:
+  """A command that records the log levels it runs under and warns once."""
+  def body(fv, args):
+    record.append((logging.get_verbosity(), py_logging.getLogger("jax").level, args))
+    warnings.warn("a library's deprecation note")
+  return runner.Command("probe", "probe", lambda fv: None, body, positional="words")
+
+
+@pytest.mark.parametrize("argv,absl_level,warned", [([], -2, 0), (["--verbosity=0"], 0, 1)])
+def test_library_noise_is_hidden_unless_verbosity_asks(argv, absl_level, warned):
+  record = []
+  before = logging.get_verbosity(), py_logging.getLogger("jax").level
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    assert _probe(record).main([*argv, "word"]) == 0
+  expected = py_logging.ERROR if absl_level == -2 else py_logging.INFO
+  assert record == [(absl_level, expected, ["word"])]
+  assert len(caught) == warned
+  assert (logging.get_verbosity(), py_logging.getLogger("jax").level) == before  # restored
+
+
+def test_a_command_without_positional_arguments_refuses_them(capsys):
+  from jaxdigits.cli import report  # pylint: disable=g-import-not-at-top
+  assert report.main(["--workdir=runs/x", "runs/y"]) == 2
+  err, = capsys.readouterr().err.strip().splitlines()
+  assert err.startswith("jaxdigits.report: error: unexpected arguments ['runs/y']")
