@@ -1,0 +1,157 @@
+"""A trained model as one pure function, for ONNX (``onnx.py``) and StableHLO (``stablehlo.py``).
+
+Both formats hold the same function, whose contract ``contract()`` writes into the model
+card: float32 images [N, H, W, 1] (28x28 for MNIST-style models) with values in [0, 1],
+MNIST-style (bright ink on black, as ``preprocess.to_mnist_style`` makes them, divided by
+255) → logits [N, 10], for any N.
+
+What exports (``forward_of``): a Flax model; an ensemble, as one graph averaging its
+members' probabilities (logits = log of the mean, as ``Ensemble``); test-time augmentation,
+as one graph that warps each view with fixed bilinear taps and averages the base model's
+probabilities over them (as ``Augmented``); a linear SVM (features, PCA and decision values
+are all JAX; jax2onnx 0.13 cannot convert HOG features, so HOG exports to StableHLO only).
+Refused, by name: kNN, the RBF SVM and the random forest (see ``_REFUSED``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdigits.data import augment
+from jaxdigits.errors import BundleError
+
+# images float32 [N, H, W, 1] in [0, 1] → logits float32 [N, classes]
+Forward = Callable[[jax.Array], jax.Array]
+ONNX_FILE, STABLEHLO_FILE = "model.onnx", "model.stablehlo"
+# The largest |exported - JAX| logit the exporters accept on their probe batch; fidelity on
+# all of MNIST test is measured by tests/test_export_onnx.py and benchmarks/export.py.
+TOLERANCE = 1e-4
+
+_REFUSED = {
+    "knn": "it searches its stored training images at prediction time (numpy, integer "
+           "distances), which has no graph form",
+    "svm": "its one-vs-one votes are counted in float64 numpy over the support vectors",
+    "random_forest": "its trees are walked node by node in numpy",
+}
+
+
+def contract(input_shape: Sequence[int], num_classes: int = 10) -> dict[str, Any]:
+  """The exported function's interface, for ``model_card.json``."""
+  h, w, c = input_shape
+  return {
+      "input": {"dtype": "float32", "shape": ["N", h, w, c], "range": [0.0, 1.0],
+                "format": "MNIST-style: bright ink on black, as "
+                          "jaxdigits.inference.preprocess.to_mnist_style makes it, "
+                          "divided by 255"},
+      "output": {"dtype": "float32", "shape": ["N", num_classes], "meaning": "logits"},
+      "batch": "any N >= 1",
+  }
+
+
+def flax_forward(model: Any, variables: Any) -> Forward:
+  """A Flax module in inference mode (BatchNorm running averages, no dropout)."""
+  return lambda images: model.apply(variables, images, train=False)
+
+
+def _log(probs: jax.Array) -> jax.Array:
+  # As Ensemble.logits: a zero probability becomes a large negative, not -inf.
+  return jnp.log(jnp.maximum(probs, np.finfo(np.float32).tiny))
+
+
+def ensemble_forward(members: Sequence[Forward]) -> Forward:
+  """One graph: the log of the members' mean softmax."""
+  members = tuple(members)
+  return lambda images: _log(
+      jnp.mean(jnp.stack([jax.nn.softmax(m(images), -1) for m in members]), 0))
+
+
+def classic_forward(fitted: Any) -> Forward:
+  """A fitted classic model: the linear SVM exports; the others are refused by name."""
+  if fitted.name in _REFUSED:
+    raise BundleError(f"a {fitted.name} model cannot be exported to ONNX or StableHLO: "
+                      f"{_REFUSED[fitted.name]}; of the classic models only linear_svm "
+                      "exports (Flax models, their ensembles and --tta all do)")
+  if fitted.name != "linear_svm":
+    raise BundleError(f"classic model {fitted.name!r} has no exporter")
+  from jaxdigits.models import features  # pylint: disable=g-import-not-at-top
+  extract = features.extractor(fitted.settings["features"])
+  # Features read grey levels 0..255; rounding makes them the exact integers of the uint8
+  # path the model was fitted on. ``scores`` is jnp-compatible for this model.
+  return lambda images: jnp.asarray(
+      fitted.scores(extract(jnp.round(images * 255.0))), jnp.float32)
+
+
+def _taps(view: augment.View, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+  """Source pixels [H*W, 4] and weights [H*W, 4] of each output pixel of one view.
+
+  The warp is linear in the image, so warping the H*W one-hot images with
+  ``augment.affine`` gives its matrix; each row has at most 4 bilinear taps. A gather of 4
+  taps converts to ONNX where ``map_coordinates`` under a symbolic batch does not.
+  """
+  h, w = shape[:2]
+  n = h * w
+  rotation, scale, down, right = view
+  basis = jnp.eye(n, dtype=jnp.float32).reshape(n, h, w, 1)
+  warped = augment.affine(basis, jnp.full((n,), np.deg2rad(rotation), jnp.float32),
+                          jnp.full((n,), scale, jnp.float32),
+                          jnp.tile(jnp.array([[down, right]], jnp.float32), (n, 1)))
+  matrix = np.asarray(warped).reshape(n, n).T  # [output pixel, source pixel]
+  # Ascending source index is map_coordinates' own summation order.
+  index = np.sort(np.argsort(-np.abs(matrix), axis=1)[:, :4], axis=1)
+  return index.astype(np.int32), np.take_along_axis(matrix, index, 1)
+
+
+def tta_forward(base: Forward, views: Sequence[augment.View],
+                input_shape: Sequence[int]) -> Forward:
+  """One graph: the log of ``base``'s mean softmax over the views, each view rounded to
+  whole grey levels as ``augment.tta_views`` makes it."""
+  taps = [None if v == augment.IDENTITY else _taps(v, input_shape) for v in views]
+
+  def view(images: jax.Array, tap: tuple[np.ndarray, np.ndarray] | None) -> jax.Array:
+    if tap is None:
+      return images
+    grey = jnp.round(images * 255.0).reshape(images.shape[0], -1)
+    g = jnp.take(grey, tap[0], axis=1) * tap[1]
+    moved = ((g[..., 0] + g[..., 1]) + g[..., 2]) + g[..., 3]
+    return (jnp.clip(jnp.round(moved), 0, 255) * (1.0 / 255.0)).reshape(images.shape)
+
+  def forward(images: jax.Array) -> jax.Array:
+    logits = base(jnp.concatenate([view(images, t) for t in taps]))  # one pass, all views
+    probs = jax.nn.softmax(logits, -1).reshape(len(taps), images.shape[0], logits.shape[-1])
+    return _log(jnp.mean(probs, 0))
+
+  return forward
+
+
+def forward_of(predictor: Any) -> Forward:
+  """The pure function of any Predictor: plain, ensemble, test-time augmented or classic."""
+  views = getattr(predictor, "views", None)
+  if views is not None:
+    return tta_forward(forward_of(predictor.base), views, predictor.input_shape)
+  members = getattr(predictor, "members", None)
+  if members:
+    return ensemble_forward([forward_of(m) for m in members])
+  fitted = getattr(predictor, "fitted", None)
+  if fitted is not None:
+    return classic_forward(fitted)
+  module = getattr(predictor, "module", None) or predictor.model  # FlaxPredictor (or older)
+  return flax_forward(module, predictor.variables)
+
+
+def probe(input_shape: Sequence[int], n: int = 3, seed: int = 0) -> np.ndarray:
+  """A few random images in [0, 1] for the exporters' own fidelity check."""
+  return np.random.default_rng(seed).random((n, *input_shape), np.float32)
+
+
+def check_close(path: str, got: np.ndarray, want: np.ndarray) -> float:
+  """Raises BundleError when an export's logits stray from JAX's; returns the largest gap."""
+  gap = float(np.max(np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))))
+  if not np.isfinite(gap) or gap > TOLERANCE:
+    raise BundleError(f"{path}: exported logits differ from JAX's by {gap:.3g} "
+                      f"(> {TOLERANCE}) on a probe batch; the exporter mistranslated this "
+                      "model: report it with the model's config")
+  return gap
