@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
   from jaxdigits.inference.predictor import Predictor
@@ -12,18 +11,14 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def load(bundle: str | os.PathLike | None = None) -> Predictor:
-  """A Predictor from a bundle folder, a training workdir, or (None) the shipped MNIST CNN.
+def load(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
+         tta: bool = False) -> Predictor:
+  """A Predictor for a bundle, a Flax run, a classic run, or (several paths) their ensemble.
 
-  ``jaxdigits.load().predict(["digit.png"])`` works offline right after install.
+  None loads the MNIST CNN shipped with jaxdigits, so ``jaxdigits.load().predict(["digit.png"])``
+  works offline right after install; ``tta`` adds test-time augmentation. See
+  ``jaxdigits.inference.load.load`` for what each path may be and what it raises.
   """
   # Imported here so that ``import jaxdigits`` stays instant and JAX-free.
-  from jaxdigits import bundle as bundle_lib  # pylint: disable=g-import-not-at-top
-  from jaxdigits.inference.predictor import Predictor  # pylint: disable=g-import-not-at-top,redefined-outer-name
-  if bundle is None:
-    return bundle_lib.load(bundle_lib.PRETRAINED)
-  path = Path(bundle)
-  if not (path / bundle_lib.MANIFEST).exists() and (
-      (path / "checkpoints").is_dir() or path.name == "checkpoints"):
-    return Predictor.load(path)
-  return bundle_lib.load(path)
+  from jaxdigits.inference import load as load_lib  # pylint: disable=g-import-not-at-top
+  return load_lib.load(path_or_paths, tta=tta)

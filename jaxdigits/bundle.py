@@ -1,4 +1,4 @@
-"""Shareable model bundles: export a trained run, verify a bundle, load it as a Predictor.
+"""Shareable model bundles: export a trained run, verify a bundle, read it back.
 
 A bundle is a folder:
 
@@ -10,7 +10,8 @@ A bundle is a folder:
 No pickle anywhere: Orbax stores arrays as tensorstore/OCDBT files, the rest is JSON. The
 checksums catch damage and edits (a truncated download, a changed byte, a missing or extra
 file); they do not stop a forger who also rewrites the manifest: compare the bundle's
-``digest`` with the one its author published, or pass it as ``load(path, digest=...)``.
+``digest`` with the one its author published, or check it with ``verify(path, digest)``.
+``jaxdigits.load(path)`` verifies a bundle and serves it as a Predictor.
 """
 
 from __future__ import annotations
@@ -25,23 +26,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdigits import __version__, checkpoints, config as config_lib, models
-from jaxdigits.inference.predictor import Predictor
+from jaxdigits import __version__, checkpoints, config as config_lib
 from jaxdigits.errors import BundleError
+from jaxdigits.inference import restore
+from jaxdigits.models import classic
 
 FORMAT = "jaxdigits-bundle"
 FORMAT_VERSION = 1  # bump when a reader of the old format could misread the new one
 MANIFEST, CONFIG, CARD, PARAMS = "manifest.json", "config.json", "model_card.json", "params"
 # The default CNN, shipped in the package; README "Pretrained model" says how it was made.
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "mnist_cnn"
-
-
 
 
 def _sha256(path: Path) -> str:
@@ -144,9 +144,21 @@ def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str
 
 
 def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
-  """Bundles the best-on-validation checkpoint of a training run; returns the manifest."""
-  config, _, variables = checkpoints.load_for_inference(workdir)
-  card = model_card(config, variables, _final_metrics(Path(workdir)))
+  """Bundles the best-on-validation checkpoint of a Flax training run; returns the manifest.
+
+  Raises:
+    BundleError: ``workdir`` is a bundle already, or a classic run (bundles hold Flax models).
+    CheckpointError: ``workdir`` holds no finished checkpoint.
+  """
+  path = Path(workdir)
+  if (path / MANIFEST).is_file():
+    raise BundleError(f"{path} is a bundle already: copy the folder to share it, or check it "
+                      f"with python -m jaxdigits.export --verify={path}")
+  if (path / classic.STATE_DIR).is_dir() or path.name == classic.STATE_DIR:
+    raise BundleError(f"{path} is a classic model's run; bundles hold Flax models, so share the "
+                      f"run's {classic.STATE_DIR}/ folder, which jaxdigits.load reads as it is")
+  config, _, variables = restore.read_run(path)
+  card = model_card(config, variables, _final_metrics(restore.workdir_of(path)))
   return save(out, config, variables, card)
 
 
@@ -215,27 +227,26 @@ def verify(path: str | Path, digest: str | None = None) -> dict[str, Any]:
   return manifest
 
 
-def load(path: str | Path = PRETRAINED, digest: str | None = None) -> Predictor:
-  """A verified bundle as a Predictor on this process's first device (any platform).
+def read(path: str | Path, digest: str | None = None
+         ) -> tuple[ml_collections.ConfigDict, nn.Module, dict[str, Any]]:
+  """A verified bundle's config, module and variables, on this process's first device.
 
   The saved device layout does not matter: the variables are restored into shapes taken from
   the config's model and placed on one device.
+
+  Raises:
+    BundleError: naming what is wrong (see ``verify``), or a model this jaxdigits cannot
+      build, or variables that do not fit it.
   """
   root = Path(path).absolute()  # Orbax refuses relative paths
   verify(root, digest)
   config = ml_collections.ConfigDict(_read_json(root / CONFIG, "the config"))
   try:
-    model = models.build(config.model)
-    shape = config_lib.image_shape(config.data)
+    module, abstract = restore.abstract_variables(config)
   except (ValueError, AttributeError, KeyError) as e:
     raise BundleError(f"{root / CONFIG}: this jaxdigits {__version__} cannot build the "
                       f"bundle's model ({e}); upgrade jaxdigits to the version that wrote it "
                       f"({_read_json(root / MANIFEST, 'the manifest').get('written_by')})") from None
-  one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  abstract = jax.eval_shape(
-      lambda: model.init(jax.random.key(0), jnp.zeros((1, *shape), jnp.float32), train=False))
-  abstract = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=one_device), abstract)
   try:
     with ocp.StandardCheckpointer() as ckptr:
       variables = ckptr.restore(root / PARAMS, abstract)
@@ -243,4 +254,4 @@ def load(path: str | Path = PRETRAINED, digest: str | None = None) -> Predictor:
     raise BundleError(f"{root / PARAMS}: cannot be restored into the model of "
                       f"{root / CONFIG} ({type(e).__name__}: {str(e)[:300]}); the bundle is "
                       f"inconsistent, re-export it") from None
-  return Predictor(config, model, dict(variables))
+  return config, module, dict(variables)

@@ -11,13 +11,11 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-import flax.linen as nn
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from jaxdigits import config as config_lib, models
-from jaxdigits.training import state as state_lib
+from jaxdigits import config as config_lib
 from jaxdigits.config import RESUMABLE_CHANGES
 from jaxdigits.errors import CheckpointError
 
@@ -115,15 +113,19 @@ class Checkpoints:
     self._manager.save(step, metrics=metrics, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self._config)))
 
-  def restore(self, step: int, target: State) -> State:
+  def restore(self, step: int, target: State, *, partial: bool = False) -> State:
     """Restores ``step`` into the structure, shapes and shardings of ``target``.
 
     ``target`` may hold arrays or ``jax.ShapeDtypeStruct``s with shardings; the saved
-    device layout does not matter, so a checkpoint restores onto any device count.
+    device layout does not matter, so a checkpoint restores onto any device count. With
+    ``partial``, ``target`` may be a dict of some of the state's fields (inference reads
+    only ``params`` and ``batch_stats``); the others are not read.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    return self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+    args = (ocp.args.PyTreeRestore(abstract, ocp.checkpoint_utils.construct_restore_args(abstract),
+                                   partial_restore=True)
+            if partial else ocp.args.StandardRestore(abstract))
+    return self._manager.restore(step, args=ocp.args.Composite(state=args))["state"]
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are committed."""
@@ -133,31 +135,3 @@ class Checkpoints:
     self._manager.wait_until_finished()
     self._manager.close()
 
-
-def load_for_inference(directory: str | Path) -> tuple[ml_collections.ConfigDict, nn.Module,
-                                                        dict[str, Any]]:
-  """The best-on-validation variables of a run, on one device, with its config and model.
-
-  ``directory`` is a training workdir or its ``checkpoints/`` folder.
-  """
-  path = Path(directory)
-  if (path / "checkpoints").is_dir():
-    path = path / "checkpoints"
-  ckpts = Checkpoints(path)
-  try:
-    step = ckpts.best_step()
-    if step is None:
-      raise CheckpointError(f"{path} holds no finished checkpoint")
-    config = ml_collections.ConfigDict(ckpts.saved_config(step))
-    model = models.build(config.model)
-    tx = state_lib.make_optimizer(config.train, 1)
-    shape = config_lib.image_shape(config.data)
-    abstract = jax.eval_shape(
-        lambda: state_lib.create_train_state(jax.random.key(0), model, tx, shape))
-    one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=one_device), abstract)
-    restored = ckpts.restore(step, abstract)
-  finally:
-    ckpts.close()
-  return config, model, {"params": restored.params, "batch_stats": restored.batch_stats}

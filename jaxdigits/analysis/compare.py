@@ -11,10 +11,8 @@ the sum of epoch times), predict microseconds per image (once compiled / loaded)
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,11 +21,11 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import f1_score
 
+import jaxdigits
 from jaxdigits import config as config_lib
 from jaxdigits.errors import ConfigError
 from jaxdigits.training import classic_fit as classic
 from jaxdigits.models import features
-from jaxdigits.inference import predictor as predict
 from jaxdigits.training import engine as train
 from jaxdigits.data import pipeline
 from jaxdigits.models import CLASSIC
@@ -48,6 +46,7 @@ ENTRIES: dict[str, tuple[str, dict[str, Any]]] = {
     "random_forest_pixels": ("random_forest.py", {}),
     "random_forest_hog": ("random_forest.py", {"features": "hog"}),
 }
+WARM_UP = 500  # images: one FlaxPredictor batch, so timing starts with the program compiled
 COLUMNS = ("model", "test_accuracy", "macro_f1", "train_seconds", "predict_us_per_image")
 
 
@@ -67,8 +66,8 @@ def entry_config(entry: str, dataset: str, train_limit: int, epochs: int
 
 def _measure(entry: str, workdir: Path, test: pipeline.Split, final: dict[str, Any]
              ) -> dict[str, Any]:
-  predictor = predict.Predictor.load(workdir)  # a Flax checkpoint or a classic fit
-  predictor.logits(test.images[:predictor.batch_size])  # compile / build the index once
+  predictor = jaxdigits.load(workdir)  # a Flax checkpoint or a classic fit
+  predictor.logits(test.images[:WARM_UP])  # compile / build the index once
   start = time.perf_counter()
   pred = predictor.logits(test.images).argmax(-1)
   seconds = time.perf_counter() - start

@@ -1,15 +1,13 @@
-"""Evaluation: batched jitted inference, metrics, error analysis and the evaluate command line.
+"""Evaluation: metrics, error analysis and figures of any model ``jaxdigits.load`` reads.
 
-``python -m jaxdigits.evaluate --workdir=DIR [--dataset=mnist|usps] [--split=test]`` writes
-metrics.json, the confusion matrix (text and PNG), a gallery of the worst errors and a
-reliability diagram into DIR/eval/<dataset>_<split>/ (or ``--out``).
+``evaluate_run`` (``python -m jaxdigits.evaluate``) writes metrics.json, the confusion matrix
+(text and PNG), a gallery of the worst errors and a reliability diagram into
+<workdir>/eval/<dataset>_<split>/ (or ``out_dir``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,13 +15,14 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from jaxdigits import checkpoints, config as config_lib
-from jaxdigits.errors import ConfigError
+import jaxdigits
+from jaxdigits import config as config_lib
 from jaxdigits.analysis import plots
-from jaxdigits.inference import predictor as predict
+from jaxdigits.data import Split, load_tfds
+from jaxdigits.errors import ConfigError
+from jaxdigits.inference import load as load_lib
 from jaxdigits.inference import preprocess
-from jaxdigits.data import DataError, Split, load_tfds
-from jaxdigits.inference.predictor import Predictor, quiet_libraries
+from jaxdigits.inference.predictor import Predictor
 
 NUM_CLASSES = 10
 ECE_BINS = 15
@@ -189,34 +188,38 @@ def confusion_text(confusion: np.ndarray) -> str:
   return "\n".join([head, *rows]) + "\n"
 
 
-def workdir_of(path: str | Path) -> Path:
-  """The training workdir given it or its checkpoints/ folder."""
-  path = Path(path)
-  return path.parent if path.name == "checkpoints" else path
+def default_out_dir(paths: Sequence[Path], name: str) -> Path:
+  """<workdir>/eval/<name> of the first run; for a bundle, eval/<bundle name>/<name> here,
+  since a file added to a bundle would fail its verification."""
+  kind, root = load_lib.locate(paths[0])
+  if kind is load_lib.Kind.BUNDLE:
+    return Path("eval") / root.name / name
+  return root / "eval" / name
 
 
-def evaluate_run(path: str | Path | Sequence[str | Path], dataset: str | None = None,
-                 split: str = "test", *, out_dir: str | Path | None = None,
-                 raw_dir: str | None = None, data_dir: str | None = None,
-                 predictor: Predictor | None = None, tta: bool = False
-                 ) -> tuple[dict[str, Any], Path]:
-  """Evaluates the run at ``path`` (several: their ensemble; ``tta``: test-time augmented)
-  on ``dataset`` (default: its own) and writes the outputs.
+def evaluate_run(path: str | Path | Sequence[str | Path] | None = None,
+                 dataset: str | None = None, split: str = "test", *,
+                 out_dir: str | Path | None = None, raw_dir: str | None = None,
+                 data_dir: str | None = None, predictor: Predictor | None = None,
+                 tta: bool = False) -> tuple[dict[str, Any], Path]:
+  """Evaluates what ``jaxdigits.load(path, tta=tta)`` loads (a bundle, a Flax or classic
+  run, several: their ensemble; None: the shipped model) on ``dataset`` (default: the one it
+  was trained on) and writes the outputs.
 
-  Returns (metrics, output folder); the folder defaults to <workdir>/eval/<dataset>_<split>,
-  for an ensemble <first workdir>/eval/ensemble<N>_<dataset>_<split>, with ``_tta`` after
-  it for test-time augmentation.
+  Returns (metrics, output folder); the folder defaults to ``default_out_dir`` of
+  <dataset>_<split>, for an ensemble ensemble<N>_<dataset>_<split>, with ``_tta`` after it
+  for test-time augmentation. ``predictor``: already loaded from ``path``.
   """
-  paths = [path] if isinstance(path, (str, Path)) else list(path)
-  predictor = predictor or predict.load(paths, tta=tta)
+  paths = load_lib.paths_of(path)
+  predictor = predictor or jaxdigits.load(paths, tta=tta)
   trained_on = predictor.config.data.dataset
   dataset = dataset or trained_on
   data = load_eval_split(predictor, dataset, split, raw_dir=raw_dir, data_dir=data_dir)
   name = f"{dataset}_{split}" if len(paths) == 1 else f"ensemble{len(paths)}_{dataset}_{split}"
   name += "_tta" if tta else ""
-  out = Path(out_dir) if out_dir else workdir_of(paths[0]) / "eval" / name
+  out = Path(out_dir) if out_dir else default_out_dir(paths, name)
   description = {"dataset": dataset, "split": split, "trained_on": trained_on,
                  "cross_dataset": dataset != trained_on,
                  "input_shape": list(predictor.input_shape), "tta": tta,
-                 "runs": [str(workdir_of(p)) for p in paths]}
+                 "runs": [str(load_lib.locate(p)[1]) for p in paths]}
   return evaluate(predictor, data, out, description=description), out

@@ -8,18 +8,17 @@ and its metrics.jsonl; the prose around them is chosen from the numbers, never e
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from jaxdigits import checkpoints, config as config_lib
+import jaxdigits
+from jaxdigits import config as config_lib
 from jaxdigits.analysis import evaluate
-from jaxdigits.data import DataError
-from jaxdigits.inference.predictor import Predictor, quiet_libraries
+from jaxdigits.errors import ConfigError
+from jaxdigits.inference import load as load_lib
 
 NAMES = {"mnist": "MNIST", "usps": "USPS"}
 
@@ -37,14 +36,14 @@ def _training_log(workdir: Path) -> dict[str, Any]:
 
 def _evaluate_model(workdir: Path, **data_kw) -> dict[str, Any]:
   """A run evaluated on its own test split and on every other dataset its input allows."""
-  predictor = Predictor.load(workdir)
+  predictor = jaxdigits.load(workdir)
   own = predictor.config.data.dataset
   results = {}
   for dataset in [own] + [d for d in config_lib.DATASETS if d != own]:
     try:
       metrics, out = evaluate.evaluate_run(workdir, dataset, "test", predictor=predictor,
                                            **data_kw)
-    except ValueError as e:  # a model reading native 16x16 USPS cannot read MNIST
+    except ConfigError as e:  # a model reading native 16x16 USPS cannot read MNIST
       results[dataset] = {"unavailable": str(e)}
       continue
     results[dataset] = {"metrics": metrics, "dir": out}
@@ -56,8 +55,8 @@ def collect(workdir: str | Path, cross_workdir: str | Path | None = None,
             raw_dir: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
   """Evaluates the run (and the cross-dataset run, if given); everything the report shows."""
   kw = dict(raw_dir=raw_dir, data_dir=data_dir)
-  main = _evaluate_model(evaluate.workdir_of(workdir), **kw)
-  cross = _evaluate_model(evaluate.workdir_of(cross_workdir), **kw) if cross_workdir else None
+  main = _evaluate_model(load_lib.locate(workdir)[1], **kw)
+  cross = _evaluate_model(load_lib.locate(cross_workdir)[1], **kw) if cross_workdir else None
   return {"main": main, "cross": cross}
 
 

@@ -18,7 +18,7 @@ import jaxdigits
 from jaxdigits.cli import runner
 from jaxdigits.errors import ConfigError
 from jaxdigits.inference import demo
-from jaxdigits.inference import predictor as predict
+from jaxdigits.inference import wrappers
 
 
 def _define(fv: flags.FlagValues) -> None:
@@ -30,7 +30,7 @@ def _define(fv: flags.FlagValues) -> None:
                        flag_values=fv)
   flags.DEFINE_boolean("share", False, "also open a public gradio.live link (needs the "
                        "internet)", flag_values=fv)
-  flags.DEFINE_boolean("tta", False, predict.TTA_HELP, flag_values=fv)
+  flags.DEFINE_boolean("tta", False, wrappers.TTA_HELP, flag_values=fv)
 
 
 def _check_address(host: str, port: int) -> None:
@@ -48,8 +48,7 @@ def _check_address(host: str, port: int) -> None:
 
 def _demo(fv: flags.FlagValues, _: list[str]) -> None:
   _check_address(fv.host, fv.port)
-  predictor = jaxdigits.load(fv.checkpoint)
-  predictor = predict.Augmented.of(predictor) if fv.tta else predictor
+  predictor = jaxdigits.load(fv.checkpoint, tta=fv.tta)
   demo.warm_up(predictor)  # also refuses a model that cannot read new images (native USPS)
   app = demo.build(predictor)
   app.queue(default_concurrency_limit=2)

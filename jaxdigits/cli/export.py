@@ -27,7 +27,7 @@ def _export(fv: flags.FlagValues, _: list[str]) -> None:
     raise ConfigError("give --workdir and --out to export, or --verify=BUNDLE alone")
   if fv.verify:
     manifest = bundle.verify(fv.verify)
-    bundle.load(fv.verify)  # the files are whole; this checks they fit the model too
+    bundle.read(fv.verify)  # the files are whole; this checks they fit the model too
     print(f"{fv.verify}: ok, {len(manifest['files'])} files, digest {manifest['digest']}")
   else:
     manifest = bundle.export(fv.workdir, fv.out)

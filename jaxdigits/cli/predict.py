@@ -19,20 +19,20 @@ import jaxdigits
 from jaxdigits.cli import runner
 from jaxdigits.errors import ConfigError, ImageError
 from jaxdigits.inference import predictor as predict
+from jaxdigits.inference import wrappers
 
 
 def _define(fv: flags.FlagValues) -> None:
   flags.DEFINE_string("checkpoint", None, "bundle folder or training workdir (default: the "
                       "shipped MNIST CNN)", flag_values=fv)
   flags.DEFINE_boolean("json", False, "print one JSON list instead of lines", flag_values=fv)
-  flags.DEFINE_boolean("tta", False, predict.TTA_HELP, flag_values=fv)
+  flags.DEFINE_boolean("tta", False, wrappers.TTA_HELP, flag_values=fv)
 
 
 def _predict(fv: flags.FlagValues, images: list[str]) -> int:
   if not images:
     raise ConfigError("give one or more image files, e.g. python -m jaxdigits.predict digit.png")
-  predictor = jaxdigits.load(fv.checkpoint)
-  predictor = predict.Augmented.of(predictor) if fv.tta else predictor
+  predictor = jaxdigits.load(fv.checkpoint, tta=fv.tta)
   results = predictor.predict(images)
   failed = [r for r in results if isinstance(r, ImageError)]
   for error in failed:

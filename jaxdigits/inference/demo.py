@@ -1,7 +1,7 @@
 """Gradio demo: draw or upload a digit, see the prediction and the 28x28 input the model reads.
 
-  python -m jaxdigits.demo [--checkpoint=BUNDLE_OR_WORKDIR] [--host 127.0.0.1] [--port 7860]
-                           [--share]
+  python -m jaxdigits.demo [--checkpoint=BUNDLE_OR_RUN ...] [--tta] [--host 127.0.0.1]
+                           [--port 7860] [--share]
 
 Scripting: ``gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/predict")``
 returns a Label value: ``{"label": "7", "confidences": [{"label": "7", "confidence": ...}, ...]}``,
@@ -18,18 +18,15 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-import argparse  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-import sys  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from pathlib import Path  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from typing import Any, Sequence  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from typing import Any  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 import gradio as gr  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from PIL import Image  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
-import jaxdigits  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxdigits.inference import predictor as predict  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxdigits.inference import preprocess
+from jaxdigits.inference import preprocess  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxdigits.inference.predictor import Predictor  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 DRAW_A_DIGIT = "draw a digit"
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes to ~200 MB of floats; refuse above
@@ -64,7 +61,7 @@ CLEAR_CANVAS_JS = """
 """
 
 
-def _classify(predictor: predict.Predictor, source: preprocess.ImageSource,
+def _classify(predictor: Predictor, source: preprocess.ImageSource,
               name: str) -> tuple[Label, np.ndarray | None]:
   """(all class probabilities, the enlarged model input) or (a message, None)."""
   try:
@@ -101,7 +98,7 @@ def sketch_image(value: dict[str, Any] | np.ndarray | None) -> np.ndarray | None
   return np.asarray(canvas)
 
 
-def predict_sketch(predictor: predict.Predictor,
+def predict_sketch(predictor: Predictor,
                    value: dict[str, Any] | None) -> tuple[Label, np.ndarray | None]:
   image = sketch_image(value)
   if image is None:
@@ -109,7 +106,7 @@ def predict_sketch(predictor: predict.Predictor,
   return _classify(predictor, image, "the canvas")
 
 
-def predict_file(predictor: predict.Predictor, payload: dict[str, Any] | str | None
+def predict_file(predictor: Predictor, payload: dict[str, Any] | str | None
                  ) -> tuple[Label, np.ndarray | None]:
   """An uploaded file, unpreprocessed (Gradio's FileData dict), so that a non-image or a huge
   image gets a message here instead of an exception inside Gradio's decoder."""
@@ -134,7 +131,7 @@ def predict_file(predictor: predict.Predictor, payload: dict[str, Any] | str | N
     return f"{name}: could not be read ({type(e).__name__}); try a PNG or JPEG", None
 
 
-def build(predictor: predict.Predictor) -> gr.Blocks:
+def build(predictor: Predictor) -> gr.Blocks:
   """The app: Sketchpad and Upload tabs, top-3 label, the model's input, a clear button."""
   with gr.Blocks(title="jaxdigits", analytics_enabled=False) as app:
     gr.Markdown("## jaxdigits: draw a digit\nDraw one digit, 0 to 9, or upload a picture of "
@@ -171,7 +168,7 @@ def build(predictor: predict.Predictor) -> gr.Blocks:
   return app
 
 
-def warm_up(predictor: predict.Predictor) -> None:
+def warm_up(predictor: Predictor) -> None:
   """Compiles the one-image forward pass now, so the first user does not wait for it."""
   digit = np.zeros((preprocess.MNIST_SIZE, preprocess.MNIST_SIZE), np.uint8)
   digit[6:22, 13:16] = 255

@@ -1,19 +1,21 @@
-"""The Predictor (parameters + apply + preprocessing) and the predict command line.
+"""The Predictor contract, and the two predictors that hold a trained model.
 
-``python -m jaxdigits.predict --checkpoint=PATH image.png [more.jpg ...] [--json]``
+A Predictor reads uint8 digit images ``[N, H, W, 1]`` in its ``input_shape`` (bright ink on
+black, as stored in the datasets) and gives ``logits`` and ``probabilities`` for them;
+``prepare`` turns any image (file, PIL image, array) into that input, and ``predict`` does
+both for a list of images, one ``Prediction`` or ``ImageError`` each. Evaluation, the predict
+command and the demo all read models through this contract, so a bundle, a Flax run, a
+classic run, an ensemble or a test-time augmented model serve all of them alike.
 
-One Predictor serves evaluation, prediction on user images and the demo, so all of them run
-the same jitted forward pass on the same preprocessing.
+``FlaxPredictor`` and ``ClassicPredictor`` hold a model; ``wrappers.Ensemble`` and
+``wrappers.Augmented`` compose other predictors. ``jaxdigits.load`` builds any of them.
 """
 
 from __future__ import annotations
 
-import argparse
+import abc
 import dataclasses
 import functools
-import json
-import sys
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -21,24 +23,36 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 
-from jaxdigits import checkpoints, config as config_lib
-from jaxdigits.errors import ConfigError
-from jaxdigits.data import augment
-from jaxdigits.models import classic
+from jaxdigits import config as config_lib
+from jaxdigits.errors import ConfigError, ImageError
 from jaxdigits.inference import preprocess
+from jaxdigits.models import classic
 
 ApplyFn = Callable[..., jax.Array]
 
 
-from jaxdigits.models.forward import batched_logits  # noqa: E402  (moved; kept for callers)
+@functools.partial(jax.jit, static_argnums=0)
+def _logits(apply_fn: ApplyFn, variables: Any, images: jax.Array) -> jax.Array:
+  # uint8 → [0, 1] inside the jitted program, as in training (pipeline.normalize).
+  return apply_fn(variables, images.astype(jnp.float32) * (1.0 / 255.0), train=False)
 
 
-def quiet_libraries() -> None:
-  """For the command lines: Orbax and tfds log routine notes (read-only checkpoint folder,
-  no OpenCV) as warnings, which would bury the one line per file users read."""
-  logging.set_verbosity(logging.ERROR)
+def batched_logits(apply_fn: ApplyFn, variables: Any, images: np.ndarray | jax.Array,
+                   batch_size: int = 1000) -> np.ndarray:
+  """Logits [N, classes] for uint8 images [N,H,W,1], in fixed-size jitted batches.
+
+  The last batch is padded to ``batch_size`` so one compiled program serves every split.
+  """
+  images = jnp.asarray(images)
+  n = images.shape[0]
+  batch_size = max(1, min(batch_size, n))
+  padded = -(-n // batch_size) * batch_size
+  if padded != n:
+    images = jnp.concatenate([images, jnp.zeros((padded - n, *images.shape[1:]), images.dtype)])
+  logits = [_logits(apply_fn, variables, images[i:i + batch_size])
+            for i in range(0, padded, batch_size)]
+  return np.asarray(jnp.concatenate(logits))[:n]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,61 +67,71 @@ class Prediction:
             "top3": [{"digit": d, "probability": p} for d, p in self.top3]}
 
 
-@dataclasses.dataclass(frozen=True)
-class Predictor:
-  """A trained model ready for inference: config, Flax module and its variables."""
+def log_probabilities(probs: np.ndarray) -> np.ndarray:
+  """Probabilities as logits; a zero probability becomes a large negative, not -inf."""
+  return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+
+
+class Predictor(abc.ABC):
+  """What every model offers inference: its input, logits, probabilities, predictions.
+
+  Attributes:
+    config: the training config of the model (an ensemble's or a wrapper's: its first
+      member's); ``config.data`` says what the model reads and was trained on.
+  """
 
   config: ml_collections.ConfigDict
-  model: nn.Module
-  variables: dict[str, Any]
-  batch_size: int = 500  # fastest on a 2-core CPU: benchmarks/evaluate_speed.py
-
-  @classmethod
-  def load(cls, path: str | Path) -> Predictor:
-    """The best-on-validation checkpoint of a training workdir (or its checkpoints/ folder);
-    for a classic model's workdir, its fitted state."""
-    if (Path(path) / classic.STATE_DIR).is_dir() or Path(path).name == classic.STATE_DIR:
-      return ClassicPredictor.load(path)
-    config, model, variables = checkpoints.load_for_inference(path)
-    return cls(config, model, variables)
 
   @property
   def input_shape(self) -> tuple[int, int, int]:
+    """The (H, W, 1) of the uint8 images ``logits`` reads."""
     return config_lib.image_shape(self.config.data)
 
-  def _checked(self, images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.shape[1:] != self.input_shape:
-      raise ValueError(f"images of shape {images.shape[1:]} given to a model that reads "
-                       f"{self.input_shape}")
-    return images
+  @abc.abstractmethod
+  def _logits(self, images: np.ndarray) -> np.ndarray:
+    """Logits for images already checked to have ``input_shape``."""
 
   def logits(self, images: np.ndarray) -> np.ndarray:
-    """Logits for uint8 images [N,H,W,1] already in the model's input format."""
-    return batched_logits(self.model.apply, self.variables, self._checked(images),
-                          self.batch_size)
+    """Logits [N, 10] for uint8 images [N, H, W, 1] already in the model's input format."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != self.input_shape:
+      raise ImageError(f"images of shape {images.shape} given to a model that reads "
+                       f"[N, {', '.join(map(str, self.input_shape))}]; prepare each image first")
+    return self._logits(images)
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
-    return np.asarray(jax.nn.softmax(self.logits(images), -1))
+    logits = np.asarray(self.logits(images), np.float64)
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+  def _check_reads_new_images(self) -> None:
+    if self.input_shape[:2] != (preprocess.MNIST_SIZE,) * 2:
+      raise ConfigError(
+          f"this model reads {self.input_shape[0]}x{self.input_shape[1]} "
+          f"{self.config.data.dataset} digits as stored, not MNIST-style images; train it with "
+          f"--config.data.mnist_style=True to read new images")
 
   def prepare(self, source: preprocess.ImageSource) -> np.ndarray:
-    """Any digit image → the model's uint8 input [H,W,1] (see ``preprocess.to_mnist_style``)."""
-    if self.input_shape[:2] != (preprocess.MNIST_SIZE,) * 2:
-      raise ConfigError(f"this model reads {self.input_shape[0]}x{self.input_shape[1]} "
-                       f"{self.config.data.dataset} digits as stored, not MNIST-style images; "
-                       f"train it with --config.data.mnist_style=True to predict on new images")
+    """Any digit image → the model's uint8 input [H, W, 1] (``preprocess.to_mnist_style``).
+
+    Raises:
+      ConfigError: the model reads native 16x16 USPS digits, not new images.
+      ImageError: the image cannot be read or holds no digit.
+    """
+    self._check_reads_new_images()
     return preprocess.to_mnist_style(source)
 
-  def predict(self, sources: Sequence[preprocess.ImageSource], names: Sequence[str] | None = None
-              ) -> list[Prediction | preprocess.ImageError]:
+  def predict(self, sources: Sequence[preprocess.ImageSource],
+              names: Sequence[str] | None = None) -> list[Prediction | ImageError]:
     """One Prediction per source, or the ImageError that source raised; others still run."""
+    self._check_reads_new_images()  # once for all, not once per image
     names = list(names) if names is not None else [preprocess.source_name(s) for s in sources]
     prepared: dict[int, np.ndarray] = {}
-    results: list[Prediction | preprocess.ImageError] = [None] * len(sources)  # type: ignore
+    results: list[Prediction | ImageError | None] = [None] * len(sources)
     for i, source in enumerate(sources):
       try:
-        prepared[i] = self.prepare(source)
-      except preprocess.ImageError as e:
+        prepared[i] = preprocess.to_mnist_style(source)
+      except ImageError as e:
         results[i] = e
     if prepared:
       probs = self.probabilities(np.stack(list(prepared.values())))
@@ -115,92 +139,36 @@ class Predictor:
         top = np.argsort(-p)[:3]
         results[i] = Prediction(names[i], int(top[0]), float(p[top[0]]),
                                 [(int(d), float(p[d])) for d in top])
-    return results
+    return results  # type: ignore[return-value]
 
 
-def _log(probs: np.ndarray) -> np.ndarray:
-  """Probabilities as logits; a zero probability becomes a large negative, not -inf."""
-  return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+@dataclasses.dataclass(frozen=True)
+class FlaxPredictor(Predictor):
+  """A Flax module and its inference variables (params, batch_stats)."""
+
+  config: ml_collections.ConfigDict
+  module: nn.Module
+  variables: dict[str, Any]
+  batch_size: int = 500  # fastest on a 2-core CPU: benchmarks/evaluate_speed.py
+
+  def _logits(self, images: np.ndarray) -> np.ndarray:
+    return batched_logits(self.module.apply, self.variables, images, self.batch_size)
 
 
 @dataclasses.dataclass(frozen=True)
 class ClassicPredictor(Predictor):
-  """A fitted kNN, SVM or random forest behind the same interface (``model`` is None).
+  """A fitted kNN, linear SVM, RBF SVM or random forest.
 
   Its logits are log class probabilities where the model has them (kNN vote shares, the
-  forest's tree average) and the SVMs' decision values otherwise, read like logits.
+  forest's tree average) and the SVMs' decision values or votes otherwise, read like logits.
   """
 
-  fitted: Any = None
+  config: ml_collections.ConfigDict
+  fitted: classic.Classic
 
-  @classmethod
-  def load(cls, path: str | Path) -> ClassicPredictor:
-    config, fitted = classic.load(path)
-    return cls(config, None, {}, fitted=fitted)
-
-  def logits(self, images: np.ndarray) -> np.ndarray:
-    features = classic.featurize(self.fitted, self._checked(images))
+  def _logits(self, images: np.ndarray) -> np.ndarray:
+    features = classic.featurize(self.fitted, images)
     scores = np.asarray(self.fitted.scores(features), np.float64)
     if self.fitted.name in ("knn", "random_forest"):
-      return _log(scores / scores.sum(-1, keepdims=True))
+      return log_probabilities(scores / scores.sum(-1, keepdims=True))
     return scores
-
-
-@dataclasses.dataclass(frozen=True)
-class Ensemble(Predictor):
-  """Several trained runs reading the same input, their probabilities averaged.
-
-  ``config``, ``model`` and ``variables`` are the first member's (they fix the input
-  format); ``logits`` are the log of the mean probability, so everything that reads logits
-  (evaluation, prediction, the demo) serves an ensemble unchanged.
-  """
-
-  members: tuple[Predictor, ...] = ()
-
-  @classmethod
-  def of(cls, members: Sequence[Predictor]) -> Ensemble:
-    shapes = {m.input_shape for m in members}
-    if len(shapes) != 1:
-      raise ConfigError(f"ensemble members read different inputs {sorted(shapes)}; combine "
-                       "runs trained on the same input format")
-    first = members[0]
-    return cls(first.config, first.model, first.variables, first.batch_size, tuple(members))
-
-  def logits(self, images: np.ndarray) -> np.ndarray:
-    return _log(np.mean([m.probabilities(images) for m in self.members], axis=0))
-
-
-@dataclasses.dataclass(frozen=True)
-class Augmented(Predictor):
-  """Test-time augmentation: ``base``'s probabilities averaged over fixed distortions of
-  each input (``augment.TTA_VIEWS``: one-pixel shifts, ±5° turns, ±10% sizes).
-
-  Any predictor can be the base, an Ensemble or a classic model included; it costs one
-  forward pass per view.
-  """
-
-  base: Predictor | None = None
-  views: tuple[augment.View, ...] = augment.TTA_VIEWS
-
-  @classmethod
-  def of(cls, base: Predictor, views: tuple[augment.View, ...] = augment.TTA_VIEWS
-         ) -> Augmented:
-    return cls(base.config, base.model, base.variables, base.batch_size, base, views)
-
-  def logits(self, images: np.ndarray) -> np.ndarray:
-    views = augment.tta_views(self._checked(images), self.views)
-    return _log(np.mean([self.base.probabilities(v) for v in views], axis=0))
-
-
-TTA_HELP = (f"test-time augmentation: average the model's answers over {len(augment.TTA_VIEWS)} "
-            "shifted, turned and resized copies of each image")
-
-
-def load(paths: str | Path | Sequence[str | Path], *, tta: bool = False) -> Predictor:
-  """The Predictor of one run, or the Ensemble of several; with ``tta``, test-time
-  augmented."""
-  if isinstance(paths, (str, Path)):
-    paths = [paths]
-  predictor = (Predictor.load(paths[0]) if len(paths) == 1
-               else Ensemble.of([Predictor.load(p) for p in paths]))
-  return Augmented.of(predictor) if tta else predictor

@@ -28,6 +28,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import jaxdigits
 from jaxdigits import checkpoints, config as config_lib, models
 from jaxdigits.analysis import evaluate
 from jaxdigits.inference import predictor as predict
@@ -279,7 +280,7 @@ def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: s
                  "best_epoch": final["best_epoch"], "seconds": seconds.get(i),
                  "test_accuracy": None})
   best = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
-  predictor = predict.Predictor.load(dirs[best])  # a Flax checkpoint or a classic fit
+  predictor = jaxdigits.load(dirs[best])  # a Flax checkpoint or a classic fit
   data = predictor.config.data  # only the test split: train and validation are not needed
   test = evaluate.load_eval_split(predictor, data.dataset, "test", raw_dir=data.raw_dir,
                                   data_dir=data.tfds_dir)
