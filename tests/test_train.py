@@ -118,10 +118,11 @@ def test_cli_reports_bad_config_in_one_line(data_env, tmp_path):
 
 def test_load_for_inference_gives_the_reported_test_accuracy(reference, raw_dir, tfds_dir):
   from jaxdigits.analysis import evaluate
-  from jaxdigits.inference import predictor as predict
+  from jaxdigits.inference import predictor as predict, restore
   from jaxdigits.data import pipeline
   workdir, config, final = reference
-  loaded_config, model, variables = checkpoints.load_for_inference(workdir)
+  loaded_config, model, variables = restore.read_run(workdir)
+  assert set(variables) == {"params", "batch_stats"}  # no optimizer state, no step
   assert loaded_config.model.to_dict() == {**config.model.to_dict(), "features": [8, 16]}
   test = pipeline.load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir))
   logits = predict.batched_logits(model.apply, variables, test.images)
@@ -129,5 +130,6 @@ def test_load_for_inference_gives_the_reported_test_accuracy(reference, raw_dir,
 
 
 def test_load_for_inference_refuses_a_folder_without_checkpoints(tmp_path):
+  from jaxdigits.inference import restore
   with pytest.raises(CheckpointError, match="no checkpoints at"):
-    checkpoints.load_for_inference(tmp_path / "nothing")
+    restore.read_run(tmp_path / "nothing")
