@@ -104,3 +104,28 @@ def tiny_run(raw_dir, tfds_dir, tmp_path_factory):
     return runs[dataset]
 
   return get
+
+
+@pytest.fixture(scope="session")
+def tiny_knn_run(raw_dir, tfds_dir, tmp_path_factory):
+  """A kNN (k=3, pixels) fitted on 2,000 digits: a classic run in a few seconds.
+
+  ``tiny_knn_run("usps", mnist_style=False)`` reads native 16x16 USPS digits.
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from jaxdigits import config as config_lib  # pylint: disable=g-import-not-at-top
+  from jaxdigits.training import engine as train  # pylint: disable=g-import-not-at-top
+  runs = {}
+
+  def get(dataset: str = "mnist", mnist_style: bool = True) -> Path:
+    if (dataset, mnist_style) not in runs:
+      config = config_lib.defaults()
+      config.model = ml_collections.ConfigDict({"name": "knn", "k": 3})
+      config.data.dataset, config.data.mnist_style = dataset, mnist_style
+      config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
+      config.data.train_limit, config.progress_bar = 2000, False
+      runs[dataset, mnist_style] = tmp_path_factory.mktemp(f"knn_{dataset}")
+      train.train_and_evaluate(config, runs[dataset, mnist_style])
+    return runs[dataset, mnist_style]
+
+  return get

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import ml_collections
 import numpy as np
@@ -10,14 +11,13 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from jaxdigits.cli import evaluate as evaluate_cli
-from jaxdigits import config as config_lib
-from jaxdigits.data import augment
+import jaxdigits
+from jaxdigits import bundle, config as config_lib
 from jaxdigits.analysis import evaluate
-from jaxdigits.inference import predictor as predict
+from jaxdigits.cli import evaluate as evaluate_cli
+from jaxdigits.data import augment, load_tfds
+from jaxdigits.inference import predictor as predict, wrappers
 from jaxdigits.training import engine as train
-from jaxdigits.data import load_tfds
-from jaxdigits.inference.predictor import Predictor
 
 OUTPUTS = ("metrics.json", "confusion_matrix.png", "confusion_matrix.txt", "misclassified.png",
            "reliability.png")
@@ -42,7 +42,7 @@ def test_metrics_equal_sklearn_on_the_same_predictions(workdir, mnist_eval, raw_
   metrics, out = mnist_eval
   assert json.loads((out / "metrics.json").read_text()) == metrics
   test = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir))
-  logits = Predictor.load(workdir).logits(test.images).astype(np.float64)
+  logits = jaxdigits.load(workdir).logits(test.images).astype(np.float64)
   probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
   preds = probs.argmax(-1)
   report = skm.classification_report(test.labels, preds, output_dict=True, digits=6)
@@ -115,11 +115,11 @@ def test_confused_pairs_order_and_share():
 
 
 def test_padding_the_last_batch_does_not_change_logits(workdir, raw_dir, tfds_dir):
-  predictor = Predictor.load(workdir)
+  predictor = jaxdigits.load(workdir)
   images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
                      stop=23).images
-  whole = predict.batched_logits(predictor.model.apply, predictor.variables, images, 1000)
-  chunked = predict.batched_logits(predictor.model.apply, predictor.variables, images, 10)
+  whole = predict.batched_logits(predictor.module.apply, predictor.variables, images, 1000)
+  chunked = predict.batched_logits(predictor.module.apply, predictor.variables, images, 10)
   np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
   assert evaluate.accuracy(whole, np.argmax(whole, -1)) == 1.0
 
@@ -144,8 +144,8 @@ def test_ensemble_averages_member_probabilities(workdir, tiny_run, raw_dir, tfds
   runs = [workdir, tiny_run("usps")]  # both read 28x28 MNIST-style digits
   images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
                      stop=300).images
-  ensemble = predict.load(runs)
-  members = [Predictor.load(r).probabilities(images) for r in runs]
+  ensemble = jaxdigits.load(runs)
+  members = [jaxdigits.load(r).probabilities(images) for r in runs]
   assert not np.allclose(members[0], members[1], atol=1e-3)  # two different models
   np.testing.assert_allclose(np.exp(ensemble.logits(images)), np.mean(members, axis=0),
                              rtol=1e-5, atol=1e-7)
@@ -172,12 +172,12 @@ def test_classic_runs_evaluate_through_the_same_interface(raw_dir, tfds_dir, tmp
   assert (out / "confusion_matrix.png").is_file()
   images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
                      stop=50).images
-  probs = np.exp(Predictor.load(tmp_path).logits(images))
+  probs = np.exp(jaxdigits.load(tmp_path).logits(images))
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)  # vote shares / tree averages
   # Test-time augmentation wraps a classic model like any other predictor.
   views = ((0.0, 1.0, 0.0, 0.0), (0.0, 1.0, 1.0, 0.0))
-  moved = np.exp(Predictor.load(tmp_path).logits(augment.tta_views(images, views)[1]))
-  augmented = predict.Augmented.of(Predictor.load(tmp_path), views).probabilities(images)
+  moved = np.exp(jaxdigits.load(tmp_path).logits(augment.tta_views(images, views)[1]))
+  augmented = wrappers.Augmented(jaxdigits.load(tmp_path), views).probabilities(images)
   np.testing.assert_allclose(augmented, (probs + moved) / 2, rtol=1e-5, atol=1e-6)
 
 
@@ -193,3 +193,29 @@ def test_cli_tta_evaluates_into_a_folder_of_its_own(workdir, raw_dir, tfds_dir, 
   assert tta["examples"] == plain["examples"] == 6000
   assert tta["log_loss"] != plain["log_loss"]  # other probabilities, not a copy
   assert tta["accuracy"] >= plain["accuracy"] - 0.01 and tta["accuracy"] > 0.9
+
+
+def test_a_bundle_evaluates_without_writing_into_it(raw_dir, tfds_dir, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # a bundle's default output folder is eval/<bundle name>/
+  metrics, out = evaluate.evaluate_run(bundle.PRETRAINED, split="validation",
+                                       raw_dir=str(raw_dir), data_dir=str(tfds_dir))
+  assert out == Path("eval") / bundle.PRETRAINED.name / "mnist_validation"
+  assert (out / "metrics.json").is_file() and metrics["examples"] == 6000
+  assert metrics["accuracy"] > 0.99  # the shipped CNN, on digits it never trained on
+  assert metrics["runs"] == [str(bundle.PRETRAINED)]
+  bundle.verify(bundle.PRETRAINED)  # nothing was added to the bundle
+
+
+def test_cli_evaluates_a_classic_run_and_an_ensemble_with_it(workdir, tiny_knn_run, raw_dir,
+                                                             tfds_dir, capsys, monkeypatch):
+  monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
+  knn = tiny_knn_run("mnist")
+  assert evaluate_cli.main([f"--workdir={knn}", f"--data_dir={tfds_dir}"]) == 0
+  alone = json.loads((knn / "eval" / "mnist_test" / "metrics.json").read_text())
+  final = json.loads((knn / "metrics.jsonl").read_text().splitlines()[-1])
+  assert alone["accuracy"] == final["test_accuracy"] > 0.85
+  assert evaluate_cli.main([f"--workdir={knn},{workdir}", "--split=validation",
+                            f"--data_dir={tfds_dir}"]) == 0
+  assert "ensemble of 2 models" in capsys.readouterr().out
+  both = json.loads((knn / "eval" / "ensemble2_mnist_validation" / "metrics.json").read_text())
+  assert both["runs"] == [str(knn), str(workdir)] and both["examples"] == 6000
