@@ -5,12 +5,10 @@ card: float32 images [N, H, W, 1] (28x28 for MNIST-style models) with values in 
 MNIST-style (bright ink on black, as ``preprocess.to_mnist_style`` makes them, divided by
 255) → logits [N, 10], for any N.
 
-What exports (``forward_of``): a Flax model; an ensemble, as one graph averaging its
-members' probabilities (logits = log of the mean, as ``Ensemble``); test-time augmentation,
-as one graph that warps each view with fixed bilinear taps and averages the base model's
-probabilities over them (as ``Augmented``); a linear SVM (features, PCA and decision values
-are all JAX; jax2onnx 0.13 cannot convert HOG features, so HOG exports to StableHLO only).
-Refused, by name: kNN, the RBF SVM and the random forest (see ``_REFUSED``).
+What exports (``forward_of``), to both formats unless said: a Flax model; an ensemble, as
+one graph averaging its members' probabilities (logits = log of the mean, as ``Ensemble``);
+a linear SVM on pixel or Sobel features (features, PCA and decision values are all JAX; on
+HOG features, StableHLO only); test-time augmentation, StableHLO only (``_TTA_ONNX``). Refused by name: kNN, the RBF SVM and the random forest (see ``_REFUSED``).
 """
 
 from __future__ import annotations
@@ -31,6 +29,26 @@ ONNX_FILE, STABLEHLO_FILE = "model.onnx", "model.stablehlo"
 # all of MNIST test is measured by tests/test_export_onnx.py and benchmarks/export.py.
 TOLERANCE = 1e-4
 
+TARGETS = ("onnx", "stablehlo")
+# Each view is a bilinear warp rounded to whole grey levels. jax2onnx cannot convert
+# map_coordinates under a symbolic batch; the same warp as a gather of 4 fixed taps converts,
+# but onnxruntime's arithmetic rounds a few pixels the other way from XLA's, which moved the
+# shipped CNN's TTA logits by up to 6.5e-3 on MNIST test. StableHLO keeps XLA's warp: 6e-6.
+_TTA_ONNX = ("test-time augmentation (--tta) does not export to ONNX: onnxruntime would round "
+             "a few warped pixels of its views differently from JAX, moving logits by up to "
+             "~1e-2; export the model without --tta (model.stablehlo keeps the augmentation)")
+_REFUSED = {
+    # Each view is a bilinear warp rounded to whole grey levels. jax2onnx cannot convert
+    # map_coordinates under a symbolic batch; the same warp as a gather of 4 fixed taps
+    # converts, but onnxruntime's arithmetic rounds a few pixels the other way from XLA's,
+    # which moved the shipped CNN's TTA logits by up to 6.5e-3 on MNIST test. StableHLO
+    # keeps XLA's warp: 6e-6.
+    "tta": "test-time augmentation (--tta) does not export to ONNX: onnxruntime rounds a few "
+           "warped pixels of its views differently from JAX, which moves logits by up to "
+           "~1e-2; export the model without --tta (model.stablehlo keeps the augmentation)",
+    "hog": "HOG features do not convert with jax2onnx 0.13 (its remainder op fails under a "
+           "symbolic batch); model.stablehlo serves this model, or fit it on pixels or sobel",
+}
 _REFUSED = {
     "knn": "it searches its stored training images at prediction time (numpy, integer "
            "distances), which has no graph form",
@@ -69,7 +87,7 @@ def ensemble_forward(members: Sequence[Forward]) -> Forward:
       jnp.mean(jnp.stack([jax.nn.softmax(m(images), -1) for m in members]), 0))
 
 
-def classic_forward(fitted: Any) -> Forward:
+def classic_forward(fitted: Any, target: str) -> Forward:
   """A fitted classic model: the linear SVM exports; the others are refused by name."""
   if fitted.name in _REFUSED:
     raise BundleError(f"a {fitted.name} model cannot be exported to ONNX or StableHLO: "
@@ -77,6 +95,10 @@ def classic_forward(fitted: Any) -> Forward:
                       "exports (Flax models, their ensembles and --tta all do)")
   if fitted.name != "linear_svm":
     raise BundleError(f"classic model {fitted.name!r} has no exporter")
+  if target == "onnx" and fitted.settings["features"] == "hog":
+    raise BundleError("a linear_svm on HOG features does not export to ONNX: jax2onnx 0.13 "
+                      "cannot convert HOG's remainder op under a symbolic batch; serve its "
+                      "model.stablehlo, or fit the model on pixels or sobel features")
   from jaxdigits.models import features  # pylint: disable=g-import-not-at-top
   extract = features.extractor(fitted.settings["features"])
   # Features read grey levels 0..255; rounding makes them the exact integers of the uint8
@@ -85,59 +107,43 @@ def classic_forward(fitted: Any) -> Forward:
       fitted.scores(extract(jnp.round(images * 255.0))), jnp.float32)
 
 
-def _taps(view: augment.View, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-  """Source pixels [H*W, 4] and weights [H*W, 4] of each output pixel of one view.
-
-  The warp is linear in the image, so warping the H*W one-hot images with
-  ``augment.affine`` gives its matrix; each row has at most 4 bilinear taps. A gather of 4
-  taps converts to ONNX where ``map_coordinates`` under a symbolic batch does not.
-  """
-  h, w = shape[:2]
-  n = h * w
-  rotation, scale, down, right = view
-  basis = jnp.eye(n, dtype=jnp.float32).reshape(n, h, w, 1)
-  warped = augment.affine(basis, jnp.full((n,), np.deg2rad(rotation), jnp.float32),
-                          jnp.full((n,), scale, jnp.float32),
-                          jnp.tile(jnp.array([[down, right]], jnp.float32), (n, 1)))
-  matrix = np.asarray(warped).reshape(n, n).T  # [output pixel, source pixel]
-  # Ascending source index is map_coordinates' own summation order.
-  index = np.sort(np.argsort(-np.abs(matrix), axis=1)[:, :4], axis=1)
-  return index.astype(np.int32), np.take_along_axis(matrix, index, 1)
-
-
-def tta_forward(base: Forward, views: Sequence[augment.View],
-                input_shape: Sequence[int]) -> Forward:
+def tta_forward(base: Forward, views: Sequence[augment.View]) -> Forward:
   """One graph: the log of ``base``'s mean softmax over the views, each view rounded to
-  whole grey levels as ``augment.tta_views`` makes it."""
-  taps = [None if v == augment.IDENTITY else _taps(v, input_shape) for v in views]
+  whole grey levels as ``augment.tta_views`` makes it (one pass over all views at once)."""
 
-  def view(images: jax.Array, tap: tuple[np.ndarray, np.ndarray] | None) -> jax.Array:
-    if tap is None:
+  def view(images: jax.Array, v: augment.View) -> jax.Array:
+    if v == augment.IDENTITY:
       return images
-    grey = jnp.round(images * 255.0).reshape(images.shape[0], -1)
-    g = jnp.take(grey, tap[0], axis=1) * tap[1]
-    moved = ((g[..., 0] + g[..., 1]) + g[..., 2]) + g[..., 3]
-    return (jnp.clip(jnp.round(moved), 0, 255) * (1.0 / 255.0)).reshape(images.shape)
+    rotation, scale, down, right = v
+    n = images.shape[0]
+    moved = augment.affine(jnp.round(images * 255.0), jnp.full((n,), np.deg2rad(rotation)),
+                           jnp.full((n,), scale), jnp.tile(jnp.array([[down, right]]), (n, 1)))
+    return jnp.clip(jnp.round(moved), 0, 255) * (1.0 / 255.0)
 
   def forward(images: jax.Array) -> jax.Array:
-    logits = base(jnp.concatenate([view(images, t) for t in taps]))  # one pass, all views
-    probs = jax.nn.softmax(logits, -1).reshape(len(taps), images.shape[0], logits.shape[-1])
+    logits = base(jnp.concatenate([view(images, v) for v in views]))
+    probs = jax.nn.softmax(logits, -1).reshape(len(views), images.shape[0], logits.shape[-1])
     return _log(jnp.mean(probs, 0))
 
   return forward
 
 
-def forward_of(predictor: Any) -> Forward:
-  """The pure function of any Predictor: plain, ensemble, test-time augmented or classic."""
+def forward_of(predictor: Any, target: str) -> Forward:
+  """The pure function of any Predictor (plain, ensemble, test-time augmented, classic) for
+  ``target`` ("onnx" or "stablehlo"); BundleError says why a model does not export."""
+  if target not in TARGETS:
+    raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
   views = getattr(predictor, "views", None)
   if views is not None:
-    return tta_forward(forward_of(predictor.base), views, predictor.input_shape)
+    if target == "onnx":
+      raise BundleError(_TTA_ONNX)
+    return tta_forward(forward_of(predictor.base, target), views)
   members = getattr(predictor, "members", None)
   if members:
-    return ensemble_forward([forward_of(m) for m in members])
+    return ensemble_forward([forward_of(m, target) for m in members])
   fitted = getattr(predictor, "fitted", None)
   if fitted is not None:
-    return classic_forward(fitted)
+    return classic_forward(fitted, target)
   module = getattr(predictor, "module", None) or predictor.model  # FlaxPredictor (or older)
   return flax_forward(module, predictor.variables)
 
