@@ -1,14 +1,15 @@
 """Latency of the demo's /predict endpoint through gradio_client, alone and under load.
 
   python benchmarks/demo_latency.py [--url http://127.0.0.1:7860/] [--calls 100]
-                                    [--clients 50] [--seconds 30]
+                                    [--clients 50] [--seconds 30] [--smoke]
 
 Without --url it starts ``python -m jaxdigits.demo`` (the shipped model) on 127.0.0.1 and
 kills it afterwards. After a warm-up it times --calls sequential predictions of a drawn 7
 (p50/p95), the same requests as raw HTTP (upload, queue join, SSE result: the server's share),
 then runs --clients concurrent gradio_client clients for --seconds and counts requests and
 errors (an exception or a wrong digit). Last line: p50_ms=… p95_ms=… requests=… errors=…
-(sequential gradio_client latency; requests and errors of the concurrent run).
+(sequential gradio_client latency; requests and errors of the concurrent run). ``--smoke``:
+5 calls, 2 warm-up calls, 2 clients for 2 s.
 """
 
 from __future__ import annotations
@@ -97,7 +98,11 @@ def main() -> None:
   parser.add_argument("--calls", type=int, default=100)
   parser.add_argument("--clients", type=int, default=50)
   parser.add_argument("--seconds", type=float, default=30)
+  parser.add_argument("--smoke", action="store_true", help="a few calls and clients")
   args = parser.parse_args()
+  warm_up = 10
+  if args.smoke:
+    args.calls, args.clients, args.seconds, warm_up = 5, 2, 2.0, 2
   with tempfile.TemporaryDirectory() as tmp, (
       contextlib.nullcontext(args.url) if args.url else demo_server()) as url:
     url = url if url.endswith("/") else url + "/"
@@ -105,7 +110,7 @@ def main() -> None:
     client = Client(url, verbose=False)
     predict = lambda c: c.predict(handle_file(str(image)), api_name="/predict")
     assert predict(client)["label"] == "7"
-    for _ in range(10):  # warm-up: compiled model, warm HTTP connections
+    for _ in range(warm_up):  # compiled model, warm HTTP connections
       predict(client)
 
     seq = []

@@ -1,6 +1,6 @@
 """Device-resident epochs against a per-batch host feed, same model, same run.
 
-  python benchmarks/input_pipeline.py [--config=configs/cnn.py] [--variant_steps=48]
+  python benchmarks/input_pipeline.py [--config=configs/cnn.py] [--variant_steps=48] [--smoke]
 
 1. One full epoch each, side by side: (a) the trainer's path, data on the device and
    ``train.steps_per_call`` unrolled steps per jitted call; (b) a numpy feed, one host batch
@@ -8,7 +8,8 @@
 2. Variants of the device-resident path over ``--variant_steps`` steps: steps per call
    1 / 4 / 16, and a ``lax.scan`` over 16 steps.
 Compile time is reported apart from the steady-state figures. Last line:
-``device_resident_img_s=… feed_img_s=… ratio=…``.
+``device_resident_img_s=… feed_img_s=… ratio=…``. ``--smoke``: 1,024 training digits, a
+narrow CNN, 2 steps per call, variants of 1 and 2 steps per call over 8 steps.
 """
 
 from __future__ import annotations
@@ -21,26 +22,29 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
+import _smoke
 from jaxdigits import models
-from jaxdigits.training import engine as train
 from jaxdigits.data import pipeline
+from jaxdigits.training import engine, state as state_lib
 
 config_flags.DEFINE_config_file("config", "configs/cnn.py", "Training config.")
 flags.DEFINE_integer("variant_steps", 48, "Steps timed per variant in part 2.")
+flags.DEFINE_bool("smoke", False, "Tiny data and model, short variants: a quick check.")
 FLAGS = flags.FLAGS
 
 
 def _fresh_state(config, steps):
   model = models.build(config.model)
-  return train.create_train_state(jax.random.key(0), model,
-                                  train.make_optimizer(config.train, steps), (28, 28, 1))
+  return state_lib.create_train_state(jax.random.key(0), model,
+                                      state_lib.make_optimizer(config.train, steps), (28, 28, 1))
 
 
 def _time_device(config, images, labels, indices, steps_per_call):
   """Seconds for compile and for running all ``indices`` rows, device-resident."""
   t = config.train
-  run = train.make_train_steps(steps_per_call, max_shift=t.max_shift,
-                               label_smoothing=t.label_smoothing)
+  # The trainer's own unrolled steps, jitted as its single-device strategy does.
+  run = jax.jit(engine.train_steps(steps_per_call, max_shift=t.max_shift,
+                                   label_smoothing=t.label_smoothing), donate_argnums=0)
   state, key = _fresh_state(config, len(indices)), jax.random.key(1)
   start = time.perf_counter()
   state, sums = run(state, images, labels, indices[:steps_per_call], key)
@@ -55,7 +59,7 @@ def _time_device(config, images, labels, indices, steps_per_call):
 
 def _time_scan(config, images, labels, indices, length):
   t = config.train
-  step = functools.partial(train.train_step, max_shift=t.max_shift,
+  step = functools.partial(engine.train_step, max_shift=t.max_shift,
                            label_smoothing=t.label_smoothing)
 
   @functools.partial(jax.jit, donate_argnums=0)
@@ -79,7 +83,7 @@ def _time_scan(config, images, labels, indices, length):
 def _time_feed(config, split, indices):
   """A per-batch host feed: numpy gather, transfer, one jitted step per iteration."""
   t = config.train
-  step = jax.jit(functools.partial(train.train_step, max_shift=t.max_shift,
+  step = jax.jit(functools.partial(engine.train_step, max_shift=t.max_shift,
                                    label_smoothing=t.label_smoothing), donate_argnums=0)
   state, key = _fresh_state(config, len(indices)), jax.random.key(1)
   start = time.perf_counter()
@@ -94,7 +98,7 @@ def _time_feed(config, split, indices):
 
 
 def main(_):
-  config = FLAGS.config
+  config = _smoke.shrink(FLAGS.config, train__steps_per_call=2) if FLAGS.smoke else FLAGS.config
   batch = config.train.batch_size
   split = pipeline.load_splits(config.data).train
   images, labels = jnp.asarray(split.images), jnp.asarray(split.labels)
@@ -108,21 +112,25 @@ def main(_):
   feed_compile, feed_s = _time_feed(config, split, usable)
   n_img = len(usable) * batch
   print(f"{'path':34s} {'compile s':>9s} {'s/epoch':>8s} {'img/s':>8s}")
-  print(f"{f'device-resident, {k} steps/call':34s} {dev_compile:9.1f} {dev_s:8.1f} {n_img / dev_s:8.0f}")
-  print(f"{'host feed, 1 step/iteration':34s} {feed_compile:9.1f} {feed_s:8.1f} {n_img / feed_s:8.0f}")
+  _row(f"device-resident, {k} steps/call", dev_compile, dev_s, n_img / dev_s)
+  _row("host feed, 1 step/iteration", feed_compile, feed_s, n_img / feed_s)
 
-  steps = FLAGS.variant_steps
+  steps = min(FLAGS.variant_steps, len(epoch))
+  per_calls, scan = ((1, 2), 2) if FLAGS.smoke else ((1, 4, 16), 16)
   sub = epoch[:steps]
   print(f"\nvariants over {steps} steps")
   print(f"{'variant':34s} {'compile s':>9s} {'ms/step':>8s} {'img/s':>8s}")
-  for per_call in (1, 4, 16):
+  for per_call in per_calls:
     c, s = _time_device(config, images, labels, sub, per_call)
-    print(f"{f'unrolled, {per_call} steps/call':34s} {c:9.1f} {1e3 * s / steps:8.1f} "
-          f"{steps * batch / s:8.0f}")
-  c, s = _time_scan(config, images, labels, jnp.asarray(sub), 16)
-  print(f"{'lax.scan, 16 steps/call':34s} {c:9.1f} {1e3 * s / steps:8.1f} {steps * batch / s:8.0f}")
+    _row(f"unrolled, {per_call} steps/call", c, 1e3 * s / steps, steps * batch / s)
+  c, s = _time_scan(config, images, labels, jnp.asarray(sub), scan)
+  _row(f"lax.scan, {scan} steps/call", c, 1e3 * s / steps, steps * batch / s)
   print(f"device_resident_img_s={n_img / dev_s:.0f} feed_img_s={n_img / feed_s:.0f} "
         f"ratio={feed_s / dev_s:.2f}")
+
+
+def _row(name: str, compile_s: float, time_per: float, images_per_s: float) -> None:
+  print(f"{name:34s} {compile_s:9.1f} {time_per:8.1f} {images_per_s:8.0f}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """JAX kNN vs scikit-learn brute force on MNIST pixels: same k, same data, same run.
 
-    python benchmarks/knn.py [--k=3] [--train=60000] [--test=10000]
+    python benchmarks/knn.py [--k=3] [--train=60000] [--test=10000] [--smoke]
 
 Times classifying the test images (JAX: once compiled; its first, compiling call, the index
 build from the training images and how many test images took the dense path are printed
 too), checks that both predict the same labels, and ends with
-``jax_s=… sklearn_s=… speedup=… agree=…``.
+``jax_s=… sklearn_s=… speedup=… agree=…``. ``--smoke``: 2,000 training and 200 test images.
 
 scikit-learn gets the uint8 pixels as they are: it computes every distance in float64 (exact
 integers), then picks the k smallest with np.argpartition.
@@ -28,7 +28,10 @@ def main() -> None:
   parser.add_argument("--k", type=int, default=3)
   parser.add_argument("--train", type=int, default=60_000)
   parser.add_argument("--test", type=int, default=10_000)
+  parser.add_argument("--smoke", action="store_true", help="--train=2000 --test=200")
   args = parser.parse_args()
+  if args.smoke:
+    args.train, args.test = 2_000, 200
   train, test = load_tfds("mnist", "train", stop=args.train), load_tfds("mnist", "test",
                                                                         stop=args.test)
   x_train = train.images.reshape(len(train), -1)

@@ -2,6 +2,7 @@
 PyTorch example recipes, trained one after the other in the same run on this machine.
 
   JAXDIGITS_RAW_DATA=DIR python benchmarks/time_to_99.py [--skip=torch] [--target=0.99]
+                                                         [--smoke]
 
 What "time to 99%" counts, for all three alike: model initialisation, moving the training
 data to the device, compilation and the training steps, up to the end of the first epoch
@@ -17,13 +18,18 @@ process, so each pays its own compilation.
   60,000-image train split, test accuracy after every epoch (off the clock), stopped at the
   first epoch that reaches the target. Stopping on test favours the baselines.
 
+The PyTorch recipe needs torch (``pip install -e '.[bench]'``); without it, it is skipped.
 Last line: ``jaxdigits_s=… flax_s=… torch_s=… flax_ratio=… torch_ratio=…`` (ratio =
-baseline seconds / jaxdigits seconds; ``inf`` when a recipe never reached the target).
+baseline seconds / jaxdigits seconds; ``inf`` when a recipe never reached the target, ``nan``
+when skipped, with ``torch=skipped`` or ``torch=not_installed`` appended to say why).
+``--smoke``: every recipe for one epoch on 1,024 training and 500 test digits, a narrow
+jaxdigits CNN.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -34,11 +40,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import _smoke
+from jaxdigits import records as records_lib
+
 REPO = Path(__file__).resolve().parents[1]
 MAX_EPOCHS = {"flax": 10, "torch": 14}  # the upstream schedules' length
+SMOKE_TEST = 500  # test digits in --smoke
 
 
-def _baseline_worker(name: str, target: float) -> None:
+def _baseline_worker(name: str, target: float, smoke: bool) -> None:
   """Runs one baseline recipe in this (fresh) process; prints its epoch records as JSON."""
   sys.path.insert(0, str(REPO))
   from jaxdigits.data import load_tfds  # pylint: disable=g-import-not-at-top
@@ -46,14 +56,16 @@ def _baseline_worker(name: str, target: float) -> None:
     from benchmarks.baselines import flax_recipe as recipe  # pylint: disable=g-import-not-at-top
   else:
     from benchmarks.baselines import torch_recipe as recipe  # pylint: disable=g-import-not-at-top
-  train, test = load_tfds("mnist", "train"), load_tfds("mnist", "test")
+  train = load_tfds("mnist", "train", stop=_smoke.TRAIN_LIMIT if smoke else None)
+  test = load_tfds("mnist", "test", stop=SMOKE_TEST if smoke else None)
   records = recipe.train(train.images, train.labels, test.images, test.labels,
-                         epochs=MAX_EPOCHS[name], target=target)
+                         epochs=1 if smoke else MAX_EPOCHS[name], target=target)
   print("RECORDS " + json.dumps(records), flush=True)
 
 
-def run_baseline(name: str, target: float, timeout: float) -> dict:
-  out = subprocess.run([sys.executable, __file__, f"--worker={name}", f"--target={target}"],
+def run_baseline(name: str, target: float, timeout: float, smoke: bool) -> dict:
+  out = subprocess.run([sys.executable, __file__, f"--worker={name}", f"--target={target}",
+                        *(["--smoke"] if smoke else [])],
                        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
   lines = [l for l in out.stdout.splitlines() if l.startswith("RECORDS ")]
   if out.returncode or not lines:
@@ -68,15 +80,16 @@ def run_baseline(name: str, target: float, timeout: float) -> dict:
           "test_accuracy": last["test_accuracy"]}
 
 
-def run_jaxdigits(config: str, target: float) -> dict:
+def run_jaxdigits(config: str, target: float, overrides: list[str]) -> dict:
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "jaxdigits.main", f"--config={config}",
-                    f"--workdir={workdir}", "--config.progress_bar=False"], cwd=REPO, check=True)
+                    f"--workdir={workdir}", "--config.progress_bar=False", *overrides],
+                   cwd=REPO, check=True)
     wall = time.perf_counter() - start
-    records = [json.loads(l) for l in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
-  final = records[-1]
-  for r in records[:-1]:
+    log = records_lib.read(workdir)
+  final = log.final
+  for r in log.epochs:
     print(f"  jaxdigits epoch {r['epoch']}: validation {r['val_accuracy']:.4f}, "
           f"{r['epoch_seconds']:.1f} s, {r['images_per_second']:.0f} img/s", flush=True)
   print(f"  jaxdigits: test {final['test_accuracy']:.4f}, train_seconds "
@@ -84,7 +97,7 @@ def run_jaxdigits(config: str, target: float) -> dict:
         f"whole process {wall:.1f} s", flush=True)
   reached = final["test_accuracy"] >= target
   return {"seconds": final["train_seconds"] if reached else math.inf,
-          "epochs": records[-2]["epoch"], "test_accuracy": final["test_accuracy"],
+          "epochs": log.epochs[-1]["epoch"], "test_accuracy": final["test_accuracy"],
           "wall": wall}
 
 
@@ -94,19 +107,25 @@ def main() -> None:
   parser.add_argument("--config", default="configs/fast.py")
   parser.add_argument("--skip", default="", help="comma-separated baselines to skip")
   parser.add_argument("--timeout", type=float, default=3600, help="seconds per baseline")
+  parser.add_argument("--smoke", action="store_true", help="tiny data, one epoch each")
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
-    _baseline_worker(args.worker, args.target)
+    _baseline_worker(args.worker, args.target, args.smoke)
     return
   print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         flush=True)
-  results = {"jaxdigits": run_jaxdigits(args.config, args.target)}
+  overrides = _smoke.flags() if args.smoke else []
+  results = {"jaxdigits": run_jaxdigits(args.config, args.target, overrides)}
+  skipped = {name: "skipped" for name in args.skip.split(",") if name}
+  if "torch" not in skipped and importlib.util.find_spec("torch") is None:
+    skipped["torch"] = "not_installed"
+    print("  torch is not installed (pip install -e '.[bench]'): its recipe is skipped")
   for name in ("flax", "torch"):
-    if name in args.skip.split(","):
+    if name in skipped:
       results[name] = {"seconds": math.nan, "epochs": 0, "test_accuracy": math.nan}
       continue
-    results[name] = run_baseline(name, args.target, args.timeout)
+    results[name] = run_baseline(name, args.target, args.timeout, args.smoke)
 
   ours = results["jaxdigits"]["seconds"]
   print(f"\n| recipe | epochs | test accuracy | time to {args.target:.1%} (s) | x jaxdigits |")
@@ -117,7 +136,8 @@ def main() -> None:
   print(f"jaxdigits_s={ours:.2f} flax_s={results['flax']['seconds']:.2f} "
         f"torch_s={results['torch']['seconds']:.2f} "
         f"flax_ratio={results['flax']['seconds'] / ours:.2f} "
-        f"torch_ratio={results['torch']['seconds'] / ours:.2f}")
+        f"torch_ratio={results['torch']['seconds'] / ours:.2f}"
+        + "".join(f" {name}={why}" for name, why in skipped.items() if name in results))
 
 
 if __name__ == "__main__":

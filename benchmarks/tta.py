@@ -1,6 +1,7 @@
 """Which test-time augmentation views to use, chosen on validation, then measured on test.
 
   JAXDIGITS_RAW_DATA=DIR python benchmarks/tta.py WORKDIR [WORKDIR ...]
+  JAXDIGITS_RAW_DATA=DIR python benchmarks/tta.py --smoke [WORKDIR ...]
 
 For each candidate view set (below), the validation accuracy of every run and of their
 ensemble. The set with the best mean single-run validation accuracy is chosen (ties: fewer
@@ -8,18 +9,20 @@ views); test accuracy is then printed for no augmentation and for that set only,
 test split chooses nothing. ``augment.TTA_VIEWS`` is the set this chose for configs/best.py.
 Last line: ``chosen=… val_single=… val_tta=… test_single=… test_tta=… test_ensemble=…
 test_ensemble_tta=… shipped=…`` (percent; single figures are means over runs; shipped: whether
-the chosen set is ``augment.TTA_VIEWS``).
+the chosen set is ``augment.TTA_VIEWS``). ``--smoke``: the first 300 digits of each split,
+and without a WORKDIR the shipped MNIST CNN.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
 
-from jaxdigits.data import augment
+import jaxdigits
 from jaxdigits.analysis import evaluate
+from jaxdigits.data import augment
 from jaxdigits.inference import predictor as predict
 
 IDENTITY = augment.IDENTITY
@@ -37,14 +40,15 @@ CANDIDATES = {
 }
 
 
-def view_probabilities(runs: list[predict.Predictor], split: str, views: set[augment.View]
-                       ) -> tuple[dict, np.ndarray]:
-  """{(run index, view): probabilities} for every run and view, and the labels."""
+def view_probabilities(runs: list[predict.Predictor], split: str, views: set[augment.View],
+                       limit: int | None = None) -> tuple[dict, np.ndarray]:
+  """{(run index, view): probabilities} for every run and view, and the labels (of the
+  first ``limit`` digits of the split, or all)."""
   data = evaluate.load_eval_split(runs[0], "mnist", split)
   views = tuple(views)
-  images = dict(zip(views, augment.tta_views(data.images, views)))
+  images = dict(zip(views, augment.tta_views(data.images[:limit], views)))
   return ({(i, v): run.probabilities(images[v]) for i, run in enumerate(runs) for v in views},
-          np.asarray(data.labels))
+          np.asarray(data.labels[:limit]))
 
 
 def accuracies(probs: dict, labels: np.ndarray, n: int, views: tuple) -> tuple[list, float]:
@@ -54,13 +58,19 @@ def accuracies(probs: dict, labels: np.ndarray, n: int, views: tuple) -> tuple[l
   return [acc(p) for p in per_run], acc(np.mean(per_run, 0))
 
 
-def main(workdirs: list[str]) -> None:
-  if not workdirs:
-    sys.exit(__doc__)
-  runs = [predict.Predictor.load(w) for w in workdirs]
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("workdirs", nargs="*", help="training runs or bundles")
+  parser.add_argument("--smoke", action="store_true", help="300 digits per split")
+  args = parser.parse_args()
+  if not args.workdirs and not args.smoke:
+    parser.error("give one or more WORKDIRs")
+  workdirs = args.workdirs or ["shipped"]
+  runs = ([jaxdigits.load(w) for w in args.workdirs] if args.workdirs else [jaxdigits.load()])
+  limit = 300 if args.smoke else None
   start = time.perf_counter()
   views = {v for vs in CANDIDATES.values() for v in vs}
-  val, val_labels = view_probabilities(runs, "validation", views)
+  val, val_labels = view_probabilities(runs, "validation", views, limit)
   print(f"{len(runs)} runs, {len(views)} distinct views, validation inference "
         f"{time.perf_counter() - start:.1f} s")
   print(f"{'views':>20s} {'n':>3s} {'val mean':>9s} {'val ens':>8s}  val per run")
@@ -72,7 +82,7 @@ def main(workdirs: list[str]) -> None:
           + " ".join(f"{s:.2f}" for s in singles))
   chosen = max(scores, key=scores.get)
   test, test_labels = view_probabilities(runs, "test",
-                                         {*CANDIDATES["none"], *CANDIDATES[chosen]})
+                                         {*CANDIDATES["none"], *CANDIDATES[chosen]}, limit)
   plain, plain_ens = accuracies(test, test_labels, len(runs), CANDIDATES["none"])
   tta, tta_ens = accuracies(test, test_labels, len(runs), CANDIDATES[chosen])
   print(f"chosen on validation: {chosen}; test per run without / with it:")
@@ -85,5 +95,4 @@ def main(workdirs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  predict.quiet_libraries()
-  main(sys.argv[1:])
+  main()
