@@ -40,7 +40,7 @@ from jaxdigits.models import classic
 FORMAT = "jaxdigits-bundle"
 FORMAT_VERSION = 1  # bump when a reader of the old format could misread the new one
 MANIFEST, CONFIG, CARD, PARAMS = "manifest.json", "config.json", "model_card.json", "params"
-# The default CNN, shipped in the package; README "Pretrained model" says how it was made.
+# The default CNN, shipped in the package; the README's pretrained-command says how it was made.
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "mnist_cnn"
 
 

@@ -17,8 +17,8 @@ import numpy as np
 
 # (rotation in degrees, scale, shift down, shift right) of each test-time view: the digit as
 # given, moved one pixel to each of its 8 neighbours, and turned -5°/0°/+5° at 0.9, 1 and
-# 1.1 times its size. Chosen on validation among smaller sets (benchmarks/tta.py; README,
-# "Test-time augmentation").
+# 1.1 times its size. Chosen on validation among smaller sets (benchmarks/tta.py;
+# docs/results.md, "Test-time augmentation").
 View = tuple[float, float, float, float]
 IDENTITY: View = (0.0, 1.0, 0.0, 0.0)
 TTA_VIEWS: tuple[View, ...] = (
