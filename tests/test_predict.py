@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import jaxdigits
 from conftest import REPO
 from jaxdigits.cli import predict as predict_cli
-from jaxdigits.inference import predictor as predict
-from jaxdigits.inference import preprocess
 from jaxdigits.data import load_tfds
-from jaxdigits.inference.predictor import Prediction, Predictor
+from jaxdigits.inference import preprocess
+from jaxdigits.inference.predictor import Prediction
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def workdir(tiny_run):
 
 @pytest.fixture(scope="module")
 def predictor(workdir):
-  return Predictor.load(workdir)
+  return jaxdigits.load(workdir)
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +159,22 @@ def test_noisy_paper_does_not_shrink_the_digit(test_digits):
   a = preprocess.to_mnist_style(clean.astype(np.uint8)).astype(int)
   b = preprocess.to_mnist_style(np.clip(noisy, 0, 255).astype(np.uint8)).astype(int)
   assert np.abs(a - b).mean() < 5
+
+
+def test_cli_predicts_with_a_classic_run_and_the_shipped_bundle(tiny_knn_run, test_digits,
+                                                                 tmp_path, capsys):
+  files, _ = _files(tmp_path, test_digits)
+  good = [str(files[0]), str(files[2])]
+  for checkpoint in ([f"--checkpoint={tiny_knn_run('mnist')}"], []):  # []: the shipped CNN
+    assert predict_cli.main([*checkpoint, "--json", *good]) == 0
+    predictions = json.loads(capsys.readouterr().out)
+    assert [p["digit"] for p in predictions] == list(test_digits.labels[:2]), checkpoint
+
+
+def test_an_ensemble_of_two_runs_predicts_drawn_digits(workdir, tiny_run, test_digits):
+  ensemble = jaxdigits.load([workdir, tiny_run("usps")])
+  rng = np.random.default_rng(2)
+  drawings = [draw_on_canvas(d, rng) for d in test_digits.images[:100]]
+  results = ensemble.predict(drawings, names=[f"d{i}" for i in range(100)])
+  assert [r.file for r in results] == [f"d{i}" for i in range(100)]
+  assert np.mean([r.digit == y for r, y in zip(results, test_digits.labels)]) >= 0.9
