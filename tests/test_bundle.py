@@ -23,21 +23,22 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 sys.path.insert(0, "tests")
 import jax, numpy as np
 from parallel_worker import small_config
-from jaxdigits import bundle, checkpoints
+from jaxdigits import bundle
 from jaxdigits.training import engine as train
-from jaxdigits.inference.predictor import Predictor
+from jaxdigits.inference import restore
+from jaxdigits.inference.predictor import FlaxPredictor
 assert jax.device_count() == 2, jax.devices()
 run, out = sys.argv[1], sys.argv[2]
 config = small_config("sharded", 1)
 train.train_and_evaluate(config, run)
-config, model, variables = checkpoints.load_for_inference(run)
+config, model, variables = restore.read_run(run)
 mesh = jax.sharding.Mesh(jax.devices(), ("data",))
 replicated = jax.device_put(variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 assert all(len(x.sharding.device_set) == 2 for x in jax.tree.leaves(replicated))
 card = bundle.model_card(config, variables, bundle._final_metrics(__import__("pathlib").Path(run)))
 bundle.save(out, config, replicated, card)
 images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
-np.save(out + ".logits.npy", Predictor(config, model, variables).logits(images))
+np.save(out + ".logits.npy", FlaxPredictor(config, model, variables).logits(images))
 """
 
 LOAD_ON_ONE_DEVICE = """
@@ -116,10 +117,10 @@ def _largest_param_file(path):
   return max((p for p in (path / "params").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
 
 
-def _refused(path, *words, **kwargs):
+def _refused(path, *words, digest=None):
   with pytest.raises(bundle.BundleError) as e:
-    if kwargs:
-      bundle.load(path, **kwargs)
+    if digest:
+      bundle.verify(path, digest)
     else:
       jaxdigits.load(path)
   for word in words:
@@ -175,11 +176,14 @@ def test_unknown_model_and_wrong_digest_are_refused(copy):
 
 
 def test_not_a_bundle_says_what_to_do(tmp_path):
-  _refused(tmp_path / "nowhere", "no such bundle", "jaxdigits.export")
+  assert "no such bundle" in _refused_verify(tmp_path / "nowhere")
   (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-  with pytest.raises(Exception):  # a workdir goes to the checkpoint loader, which names it
-    jaxdigits.load(tmp_path / "run")
   assert "training workdir" in _refused_verify(tmp_path / "run")
+  with pytest.raises(bundle.BundleError, match="bundle already"):
+    bundle.export(bundle.PRETRAINED, tmp_path / "again")
+  (tmp_path / "knn" / "classic").mkdir(parents=True)
+  with pytest.raises(bundle.BundleError, match="classic"):
+    bundle.export(tmp_path / "knn", tmp_path / "knn_bundle")
 
 
 def _refused_verify(path) -> str:
