@@ -8,9 +8,8 @@ from PIL import Image, ImageFilter
 
 from demo_server import running_demo
 import jaxdigits
-from jaxdigits.inference import demo
-from jaxdigits.inference import predictor as predict
 from jaxdigits.data import load_tfds
+from jaxdigits.inference import demo
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -62,7 +61,7 @@ def test_sketch_like_test_digits_are_recognised(client, raw_dir, tfds_dir, tmp_p
 
 def test_test_time_augmented_model_reads_sketches(raw_dir, tfds_dir, tmp_path):
   """What ``--tta`` serves: the same sketches through an Augmented predictor, in process."""
-  predictor = predict.Augmented.of(jaxdigits.load())
+  predictor = jaxdigits.load(tta=True)
   digits = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=20)
   rng = np.random.default_rng(1)
   correct = 0
@@ -73,6 +72,26 @@ def test_test_time_augmented_model_reads_sketches(raw_dir, tfds_dir, tmp_path):
     assert view.shape == (28 * demo.VIEW_SCALE,) * 2
     correct += max(probabilities, key=probabilities.get) == str(label)
   assert correct >= 19, f"{correct}/20"
+
+
+def test_ensembles_and_classic_runs_serve_uploads_alike(tiny_run, tiny_knn_run, raw_dir,
+                                                        tfds_dir, tmp_path):
+  """What ``--checkpoint`` may name, in process: a classic run, and an ensemble with it."""
+  digits = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=20)
+  knn = tiny_knn_run("mnist")
+  rng = np.random.default_rng(2)
+  paths = []
+  for i, digit in enumerate(digits.images):
+    paths.append(tmp_path / f"sketch_{i}.png")
+    sketch_like(digit, rng).save(paths[-1])
+  for predictor in (jaxdigits.load(knn), jaxdigits.load([tiny_run("mnist"), knn])):
+    correct = 0
+    for path, label in zip(paths, digits.labels):
+      probabilities, view = demo.predict_file(predictor, str(path))
+      assert view.shape == (28 * demo.VIEW_SCALE,) * 2
+      assert sum(probabilities.values()) == pytest.approx(1.0)
+      correct += max(probabilities, key=probabilities.get) == str(label)
+    assert correct >= 16, f"{type(predictor).__name__}: {correct}/20"
 
 
 def test_empty_canvas_asks_for_a_digit(client, tmp_path):
@@ -120,6 +139,6 @@ def test_sketch_value_without_composite_uses_layers():
 
 def test_demo_never_imports_train():
   import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
-  code = "import sys, jaxdigits.demo; print('jaxdigits.train' in sys.modules)"
+  code = "import sys, jaxdigits.demo; print('jaxdigits.training' in sys.modules)"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
   assert out.stdout.strip() == "False", out.stderr
