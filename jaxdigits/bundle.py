@@ -32,7 +32,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdigits import __version__, checkpoints, config as config_lib
+from jaxdigits import __version__, checkpoints, config as config_lib, records
 from jaxdigits.errors import BundleError
 from jaxdigits.inference import restore
 from jaxdigits.models import classic
@@ -66,16 +66,6 @@ def _versions() -> dict[str, str]:
   return {"jaxdigits": __version__, "jax": jax.__version__,
           "flax": metadata.version("flax"), "orbax-checkpoint": metadata.version("orbax-checkpoint"),
           "python": platform.python_version()}
-
-
-def _final_metrics(workdir: Path) -> dict[str, Any]:
-  """The run's closing metrics.jsonl record (best epoch, validation and test accuracy)."""
-  path = workdir / "metrics.jsonl"
-  if not path.is_file():
-    return {}
-  records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-  finals = [r for r in records if "test_accuracy" in r]
-  return finals[-1] if finals else {}
 
 
 def model_card(config: ml_collections.ConfigDict, variables: dict[str, Any],
@@ -158,7 +148,7 @@ def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
     raise BundleError(f"{path} is a classic model's run; bundles hold Flax models, so share the "
                       f"run's {classic.STATE_DIR}/ folder, which jaxdigits.load reads as it is")
   config, _, variables = restore.read_run(path)
-  card = model_card(config, variables, _final_metrics(restore.workdir_of(path)))
+  card = model_card(config, variables, records.read(restore.workdir_of(path)).final or {})
   return save(out, config, variables, card)
 
 

@@ -23,7 +23,7 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 sys.path.insert(0, "tests")
 import jax, numpy as np
 from parallel_worker import small_config
-from jaxdigits import bundle
+from jaxdigits import bundle, records
 from jaxdigits.training import engine as train
 from jaxdigits.inference import restore
 from jaxdigits.inference.predictor import FlaxPredictor
@@ -35,7 +35,7 @@ config, model, variables = restore.read_run(run)
 mesh = jax.sharding.Mesh(jax.devices(), ("data",))
 replicated = jax.device_put(variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 assert all(len(x.sharding.device_set) == 2 for x in jax.tree.leaves(replicated))
-card = bundle.model_card(config, variables, bundle._final_metrics(__import__("pathlib").Path(run)))
+card = bundle.model_card(config, variables, records.read(run).final)
 bundle.save(out, config, replicated, card)
 images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
 np.save(out + ".logits.npy", FlaxPredictor(config, model, variables).logits(images))

@@ -16,7 +16,8 @@ from jaxdigits import bundle, config as config_lib
 from jaxdigits.analysis import evaluate
 from jaxdigits.cli import evaluate as evaluate_cli
 from jaxdigits.data import augment, load_tfds
-from jaxdigits.inference import predictor as predict, wrappers
+from jaxdigits.inference import wrappers
+from jaxdigits.models import forward
 from jaxdigits.training import engine as train
 
 OUTPUTS = ("metrics.json", "confusion_matrix.png", "confusion_matrix.txt", "misclassified.png",
@@ -118,8 +119,8 @@ def test_padding_the_last_batch_does_not_change_logits(workdir, raw_dir, tfds_di
   predictor = jaxdigits.load(workdir)
   images = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir),
                      stop=23).images
-  whole = predict.batched_logits(predictor.module.apply, predictor.variables, images, 1000)
-  chunked = predict.batched_logits(predictor.module.apply, predictor.variables, images, 10)
+  whole = forward.batched_logits(predictor.module.apply, predictor.variables, images, 1000)
+  chunked = forward.batched_logits(predictor.module.apply, predictor.variables, images, 10)
   np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
   assert evaluate.accuracy(whole, np.argmax(whole, -1)) == 1.0
 

@@ -23,15 +23,12 @@ from jaxdigits.errors import ConfigError
 from jaxdigits.inference import load as load_lib
 from jaxdigits.inference import preprocess
 from jaxdigits.inference.predictor import Predictor
+from jaxdigits.models.forward import accuracy  # noqa: F401  (defined once, for training too)
 
 NUM_CLASSES = 10
 ECE_BINS = 15
 GALLERY_SIZE = 36
 SPLITS = ("train", "validation", "test")
-
-
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-  return float(np.mean(np.argmax(logits, -1) == np.asarray(labels)))
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, num_bins: int = ECE_BINS

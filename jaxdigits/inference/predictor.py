@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -28,31 +25,7 @@ from jaxdigits import config as config_lib
 from jaxdigits.errors import ConfigError, ImageError
 from jaxdigits.inference import preprocess
 from jaxdigits.models import classic
-
-ApplyFn = Callable[..., jax.Array]
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _logits(apply_fn: ApplyFn, variables: Any, images: jax.Array) -> jax.Array:
-  # uint8 → [0, 1] inside the jitted program, as in training (pipeline.normalize).
-  return apply_fn(variables, images.astype(jnp.float32) * (1.0 / 255.0), train=False)
-
-
-def batched_logits(apply_fn: ApplyFn, variables: Any, images: np.ndarray | jax.Array,
-                   batch_size: int = 1000) -> np.ndarray:
-  """Logits [N, classes] for uint8 images [N,H,W,1], in fixed-size jitted batches.
-
-  The last batch is padded to ``batch_size`` so one compiled program serves every split.
-  """
-  images = jnp.asarray(images)
-  n = images.shape[0]
-  batch_size = max(1, min(batch_size, n))
-  padded = -(-n // batch_size) * batch_size
-  if padded != n:
-    images = jnp.concatenate([images, jnp.zeros((padded - n, *images.shape[1:]), images.dtype)])
-  logits = [_logits(apply_fn, variables, images[i:i + batch_size])
-            for i in range(0, padded, batch_size)]
-  return np.asarray(jnp.concatenate(logits))[:n]
+from jaxdigits.models.forward import batched_logits
 
 
 @dataclasses.dataclass(frozen=True)
