@@ -46,11 +46,8 @@ def shipped():
 @pytest.fixture(scope="module")
 def shipped_files(shipped, tmp_path_factory):
   out = tmp_path_factory.mktemp("export")
-  onnx_info = onnx_export.to_onnx(exporters.forward_of(shipped, "onnx"),
-                                  out / exporters.ONNX_FILE)
-  hlo_info = stablehlo.to_stablehlo(exporters.forward_of(shipped, "stablehlo"),
-                                    out / exporters.STABLEHLO_FILE)
-  return out, onnx_info, hlo_info
+  card = exporters.export_all(shipped, out)
+  return out, card["files"][exporters.ONNX_FILE], card["files"][exporters.STABLEHLO_FILE]
 
 
 def random_flax(config_file: str, **model_changes) -> FlaxPredictor:
@@ -142,10 +139,14 @@ def test_ensemble_exports_as_one_graph(mnist_test, tmp_path):
 
 def test_test_time_augmentation_exports_to_stablehlo_only(shipped, mnist_test, tmp_path):
   augmented = wrappers.Augmented(shipped, augment.TTA_VIEWS)
-  check_stablehlo(augmented, mnist_test.images[:1000], tmp_path)
-  with pytest.raises(BundleError, match=r"test-time augmentation \(--tta\) does not export "
-                     "to ONNX"):
-    exporters.forward_of(augmented, "onnx")
+  card = exporters.export_all(augmented, tmp_path)
+  assert "test-time augmentation (--tta) does not export to ONNX" in (
+      card["files"][exporters.ONNX_FILE]["refused"])
+  assert not (tmp_path / exporters.ONNX_FILE).exists()
+  images = mnist_test.images[:1000]
+  assert_same(stablehlo_logits(tmp_path / exporters.STABLEHLO_FILE, images),
+              np.asarray(augmented.logits(images), np.float32), "stablehlo")
+  assert card["contract"]["input"]["shape"] == ["N", 28, 28, 1]
 
 
 def fake_linear_svm(feature: str) -> ClassicPredictor:

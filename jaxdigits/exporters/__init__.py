@@ -13,6 +13,8 @@ HOG features, StableHLO only); test-time augmentation, StableHLO only (``_TTA_ON
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
@@ -66,7 +68,7 @@ def contract(input_shape: Sequence[int], num_classes: int = 10) -> dict[str, Any
                           "jaxdigits.inference.preprocess.to_mnist_style makes it, "
                           "divided by 255"},
       "output": {"dtype": "float32", "shape": ["N", num_classes], "meaning": "logits"},
-      "batch": "any N >= 1",
+      "batch": "any N: the batch dimension is symbolic in both files",
   }
 
 
@@ -92,7 +94,7 @@ def classic_forward(fitted: Any, target: str) -> Forward:
   if fitted.name in _REFUSED:
     raise BundleError(f"a {fitted.name} model cannot be exported to ONNX or StableHLO: "
                       f"{_REFUSED[fitted.name]}; of the classic models only linear_svm "
-                      "exports (Flax models, their ensembles and --tta all do)")
+                      "exports (as do Flax models and their ensembles)")
   if fitted.name != "linear_svm":
     raise BundleError(f"classic model {fitted.name!r} has no exporter")
   if target == "onnx" and fitted.settings["features"] == "hog":
@@ -144,8 +146,30 @@ def forward_of(predictor: Any, target: str) -> Forward:
   fitted = getattr(predictor, "fitted", None)
   if fitted is not None:
     return classic_forward(fitted, target)
-  module = getattr(predictor, "module", None) or predictor.model  # FlaxPredictor (or older)
-  return flax_forward(module, predictor.variables)
+  return flax_forward(predictor.module, predictor.variables)  # a FlaxPredictor
+
+
+def export_all(predictor: Any, directory: str | os.PathLike) -> dict[str, Any]:
+  """Writes ``model.onnx`` and ``model.stablehlo`` of ``predictor`` into ``directory``.
+
+  Returns the model card's record of them: the contract, and per file what its exporter
+  reports, or why that format refused this model (the file is then not written). A failed
+  conversion or fidelity check still raises.
+  """
+  # The format modules import this package, so they are imported here, not at the top.
+  from jaxdigits.exporters import onnx, stablehlo  # pylint: disable=g-import-not-at-top
+  directory = Path(directory)
+  shape = tuple(predictor.input_shape)
+  files: dict[str, Any] = {}
+  for name, target, write in ((ONNX_FILE, "onnx", onnx.to_onnx),
+                              (STABLEHLO_FILE, "stablehlo", stablehlo.to_stablehlo)):
+    try:
+      forward = forward_of(predictor, target)
+    except BundleError as e:
+      files[name] = {"refused": str(e)}
+      continue
+    files[name] = write(forward, directory / name, shape)
+  return {"contract": contract(shape), "files": files}
 
 
 def probe(input_shape: Sequence[int], n: int = 3, seed: int = 0) -> np.ndarray:
