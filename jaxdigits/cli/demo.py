@@ -1,6 +1,6 @@
 """Gradio demo: draw or upload a digit, see the prediction and the 28x28 input the model reads.
 
-  python -m jaxdigits.demo [--checkpoint=BUNDLE_OR_WORKDIR] [--host=127.0.0.1] [--port=7860]
+  python -m jaxdigits.demo [--checkpoint=MODEL[,MODEL...]] [--host=127.0.0.1] [--port=7860]
       [--share] [--tta]
 
 Scripting: ``gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/predict")``
@@ -22,8 +22,8 @@ from jaxdigits.inference import wrappers
 
 
 def _define(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("checkpoint", None, "bundle folder or training workdir (default: the "
-                      "shipped MNIST CNN)", flag_values=fv)
+  flags.DEFINE_multi_string("checkpoint", None, f"{runner.MODELS_HELP} (default: the shipped "
+                            "MNIST CNN)", flag_values=fv)
   flags.DEFINE_string("host", "127.0.0.1", "address to bind; 0.0.0.0 exposes the demo to the "
                       "network", flag_values=fv)
   flags.DEFINE_integer("port", 7860, "port to serve on", lower_bound=1, upper_bound=65535,
@@ -48,7 +48,7 @@ def _check_address(host: str, port: int) -> None:
 
 def _demo(fv: flags.FlagValues, _: list[str]) -> None:
   _check_address(fv.host, fv.port)
-  predictor = jaxdigits.load(fv.checkpoint, tta=fv.tta)
+  predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta)
   demo.warm_up(predictor)  # also refuses a model that cannot read new images (native USPS)
   app = demo.build(predictor)
   app.queue(default_concurrency_limit=2)

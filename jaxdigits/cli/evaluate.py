@@ -21,9 +21,8 @@ from jaxdigits.inference import wrappers
 
 
 def _define(fv: flags.FlagValues) -> None:
-  flags.DEFINE_multi_string("workdir", None, "training workdir or its checkpoints/ folder; "
-                            "several (repeated, or comma-separated): their ensemble, "
-                            "probabilities averaged", flag_values=fv, required=True)
+  flags.DEFINE_multi_string("workdir", None, runner.MODELS_HELP, flag_values=fv,
+                            required=True)
   flags.DEFINE_alias("checkpoint", "workdir", flag_values=fv)
   flags.DEFINE_enum("dataset", None, config_lib.DATASETS, "dataset to evaluate on (default: "
                     "the one the model was trained on)", flag_values=fv)
@@ -42,7 +41,7 @@ def _define(fv: flags.FlagValues) -> None:
 
 
 def _evaluate(fv: flags.FlagValues, _: list[str]) -> None:
-  workdirs = [w for value in fv.workdir for w in value.split(",") if w]
+  workdirs = runner.model_paths(fv.workdir)
   result, out = evaluate.evaluate_run(workdirs, fv.dataset, fv.split, out_dir=fv.out,
                                       raw_dir=fv.raw_dir, data_dir=fv.data_dir, tta=fv.tta)
   pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"

@@ -1,6 +1,6 @@
 """Recognise the digit in each image file.
 
-  python -m jaxdigits.predict [--checkpoint=BUNDLE_OR_WORKDIR] image.png [more.jpg ...]
+  python -m jaxdigits.predict [--checkpoint=MODEL[,MODEL...]] image.png [more.jpg ...]
       [--json] [--tta]
 
 One line per image (``file: digit (p=...)  top3 ...``), or with ``--json`` one JSON list of
@@ -23,8 +23,8 @@ from jaxdigits.inference import wrappers
 
 
 def _define(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("checkpoint", None, "bundle folder or training workdir (default: the "
-                      "shipped MNIST CNN)", flag_values=fv)
+  flags.DEFINE_multi_string("checkpoint", None, f"{runner.MODELS_HELP} (default: the shipped "
+                            "MNIST CNN)", flag_values=fv)
   flags.DEFINE_boolean("json", False, "print one JSON list instead of lines", flag_values=fv)
   flags.DEFINE_boolean("tta", False, wrappers.TTA_HELP, flag_values=fv)
 
@@ -32,7 +32,7 @@ def _define(fv: flags.FlagValues) -> None:
 def _predict(fv: flags.FlagValues, images: list[str]) -> int:
   if not images:
     raise ConfigError("give one or more image files, e.g. python -m jaxdigits.predict digit.png")
-  predictor = jaxdigits.load(fv.checkpoint, tta=fv.tta)
+  predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta)
   results = predictor.predict(images)
   failed = [r for r in results if isinstance(r, ImageError)]
   for error in failed:

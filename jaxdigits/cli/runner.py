@@ -136,6 +136,17 @@ class Command:
     return None
 
 
+MODELS_HELP = ("a bundle folder, a training workdir (or its checkpoints/ folder) or a classic "
+               "run; several (repeated, or comma-separated): their ensemble")
+
+
+def model_paths(values: Sequence[str] | None) -> list[str] | None:
+  """The paths given to a repeated or comma-separated model flag; None when it is absent
+  (``jaxdigits.load`` then serves the shipped model)."""
+  paths = [p for value in values or () for p in value.split(",") if p]
+  return paths or None
+
+
 def one_line(message: str) -> str:
   """A message as one line: its lines joined, so a user error never spans the terminal."""
   return "; ".join(line.strip() for line in message.splitlines() if line.strip())
