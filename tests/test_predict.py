@@ -161,11 +161,14 @@ def test_noisy_paper_does_not_shrink_the_digit(test_digits):
   assert np.abs(a - b).mean() < 5
 
 
-def test_cli_predicts_with_a_classic_run_and_the_shipped_bundle(tiny_knn_run, test_digits,
-                                                                 tmp_path, capsys):
+def test_cli_predicts_with_a_classic_run_an_ensemble_and_the_shipped_bundle(
+    workdir, tiny_knn_run, test_digits, tmp_path, capsys):
   files, _ = _files(tmp_path, test_digits)
   good = [str(files[0]), str(files[2])]
-  for checkpoint in ([f"--checkpoint={tiny_knn_run('mnist')}"], []):  # []: the shipped CNN
+  knn = tiny_knn_run("mnist")
+  for checkpoint in ([f"--checkpoint={knn}"], [f"--checkpoint={knn},{workdir}"],
+                     [f"--checkpoint={knn}", f"--checkpoint={workdir}", "--tta"],
+                     []):  # []: the shipped CNN
     assert predict_cli.main([*checkpoint, "--json", *good]) == 0
     predictions = json.loads(capsys.readouterr().out)
     assert [p["digit"] for p in predictions] == list(test_digits.labels[:2]), checkpoint
