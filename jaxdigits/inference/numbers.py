@@ -1,0 +1,321 @@
+"""Read a whole number: segment the ink into digits, classify each, order them left to right.
+
+The ink (``preprocess.to_ink``: the same decoding, inversion and denoising as one digit) is
+cut into connected components; specks are dropped, the pieces of one digit (a 5's detached
+bar, a 4 drawn in two strokes, a stroke broken by faint pixels) merged, and ink wide enough
+for two digits cut along the seam of least ink, where the model's logits for the pieces and
+for the whole decide whether and where to cut. Each digit then goes through ``mnist_style``
+exactly as a single-digit image does, so a one-digit drawing reads as a one-digit number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from jaxdigits.data.mnist_style import MNIST_SIZE, mnist_style
+from jaxdigits.errors import ConfigError, ImageError
+from jaxdigits.inference import preprocess
+
+# Pixels at this share of the brightest ink seed the components; fainter ones (antialiased
+# edges, light pen pressure) join the nearest component within _ATTACH digit heights, so that
+# a faint gap between two strokes neither breaks one digit nor bridges two.
+_STRONG = 0.3
+_ATTACH = 0.1
+_SPECK = 0.2  # a component smaller than this share of the digit height in both directions
+_OVERLAP = 0.5  # share of the narrower x-range two components must share to be one digit
+_SMALL = 0.5  # a component under this share of the digit height is a piece of its neighbour
+_NEAR = 0.25  # ... if the gap to that neighbour is under this share of the digit height
+# One digit or two? The model's softmax is no guide (it is as sure of the halves of an 8 as
+# of a touching pair), but its largest logit is: high for a whole digit, lower for a pair
+# squeezed into one box or for half a digit. Some ink is read as two digits when
+#   _W_PIECES * (mean largest logit of the two pieces) - (largest logit of the whole)
+#   + _W_ASPECT * (width / height of the whole) > _BIAS,
+# a logistic fit (benchmarks/fit_number_cuts.py) on single digits and touching pairs composed
+# from the shipped model's validation digits.
+_W_PIECES = 1.49
+_W_ASPECT = 3.37
+_BIAS = 11.53
+_MIN_CUT_ASPECT = 0.7  # narrower ink is one digit: half of all digits, 3% of touching pairs
+_CUTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # centres of the bands a seam may start in
+_REACH = 0.25  # how far (share of the width) a seam may wander from where it starts
+_SIDEWAYS = 0.02  # the cost of a sideways step, in pixels of full ink
+_MIN_PIECE = 0.1  # a cut leaving a piece with less of the ink than this is no cut
+
+
+class Classifier(Protocol):
+  """Anything that reads MNIST-style digits: any Predictor (Flax, classic, ensemble, TTA).
+
+  Its ``logits(images)`` are used where it has them (see _W_PIECES), else the log of these.
+  """
+
+  def probabilities(self, images: np.ndarray) -> np.ndarray:
+    """Class probabilities [N, 10] for uint8 images [N, 28, 28, 1]."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitReading:
+  digit: int
+  probability: float
+  box: tuple[int, int, int, int]  # x0, y0, x1, y1 in input pixels, ends exclusive (PIL's crop)
+
+  def to_json(self) -> dict[str, Any]:
+    return {"digit": self.digit, "probability": self.probability, "box": list(self.box)}
+
+
+@dataclasses.dataclass(frozen=True)
+class NumberReading:
+  file: str
+  digits: tuple[DigitReading, ...]
+  inputs: np.ndarray  # uint8 [N, 28, 28, 1]: what the model read for each digit
+
+  @property
+  def number(self) -> str:
+    return "".join(str(d.digit) for d in self.digits)
+
+  def to_json(self) -> dict[str, Any]:
+    return {"file": self.file, "number": self.number,
+            "digits": [d.to_json() for d in self.digits]}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Blob:
+  """Some ink: the coordinates of its pixels in the input."""
+
+  rows: np.ndarray
+  cols: np.ndarray
+
+  @property
+  def box(self) -> tuple[int, int, int, int]:
+    return (int(self.cols.min()), int(self.rows.min()), int(self.cols.max()) + 1,
+            int(self.rows.max()) + 1)
+
+  @property
+  def width(self) -> int:
+    return int(self.cols.max() - self.cols.min()) + 1
+
+  @property
+  def height(self) -> int:
+    return int(self.rows.max() - self.rows.min()) + 1
+
+  def image(self, ink: np.ndarray) -> np.ndarray:
+    """Its ink alone in its box: a neighbour's strokes inside the box stay out."""
+    x0, y0, x1, y1 = self.box
+    out = np.zeros((y1 - y0, x1 - x0), np.float32)
+    out[self.rows - y0, self.cols - x0] = ink[self.rows, self.cols]
+    return out
+
+  def __add__(self, other: _Blob) -> _Blob:
+    return _Blob(np.concatenate([self.rows, other.rows]), np.concatenate([self.cols, other.cols]))
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+  order = np.argsort(values)
+  cumulative = np.cumsum(weights[order])
+  return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def _components(ink: np.ndarray) -> tuple[list[_Blob], float]:
+  """The connected components of the ink, and the typical digit height.
+
+  The height is the median component height weighted by ink, so that a 5's detached bar or a
+  speck does not halve it.
+  """
+  labels, count = ndimage.label(ink >= _STRONG * ink.max(), np.ones((3, 3), bool))
+  sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+  heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
+  height = _weighted_median(heights, sizes)
+  distance, (near_r, near_c) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+  faint = (ink > 0) & (labels == 0) & (distance <= max(1.5, _ATTACH * height))
+  labels[faint] = labels[near_r[faint], near_c[faint]]
+  rows, cols = np.nonzero(labels)
+  order = np.argsort(labels[rows, cols], kind="stable")
+  rows, cols = rows[order], cols[order]
+  ends = np.cumsum(np.bincount(labels[rows, cols], minlength=count + 1)[1:])[:-1]
+  return [_Blob(r, c) for r, c in zip(np.split(rows, ends), np.split(cols, ends))], height
+
+
+def _x_overlap(a: _Blob, b: _Blob) -> float:
+  (ax0, _, ax1, _), (bx0, _, bx1, _) = a.box, b.box
+  return (min(ax1, bx1) - max(ax0, bx0)) / min(a.width, b.width)
+
+
+def _gap(a: _Blob, b: _Blob) -> int:
+  (ax0, _, ax1, _), (bx0, _, bx1, _) = a.box, b.box
+  return max(bx0 - ax1, ax0 - bx1, 0)
+
+
+def _merge(blobs: list[_Blob], height: float) -> list[_Blob]:
+  """Joins the pieces of one digit: strongly overlapping x-ranges, or a small piece next to
+  (above, below, or just beside) a neighbour."""
+  blobs = sorted(blobs, key=lambda b: b.box[0])
+  merged = True
+  while merged:
+    merged = False
+    for i, a in enumerate(blobs):
+      for j in range(i + 1, len(blobs)):
+        if _x_overlap(a, blobs[j]) >= _OVERLAP:
+          blobs[i], merged = a + blobs.pop(j), True
+          break
+      if merged:
+        break
+    if merged or len(blobs) < 2:
+      continue
+    for i, a in enumerate(blobs):
+      if a.height < _SMALL * height:
+        j = min((j for j in range(len(blobs)) if j != i), key=lambda j: _gap(a, blobs[j]))
+        if _gap(a, blobs[j]) <= _NEAR * height:
+          blobs[min(i, j)], merged = a + blobs[j], True
+          blobs.pop(max(i, j))
+          break
+  return blobs
+
+
+def _seam(image: np.ndarray, start: tuple[int, int], corridor: tuple[int, int]) -> np.ndarray:
+  """The top-to-bottom path of least ink that starts in columns [start) and stays in
+  [corridor), moving at most one column per row: its column in each row."""
+  lo, hi = corridor
+  band = image[:, lo:hi]
+  cost = np.full(hi - lo, np.inf)
+  cost[start[0] - lo:start[1] - lo] = band[0, start[0] - lo:start[1] - lo]
+  steps = np.zeros(band.shape, np.int8)
+  columns = np.arange(hi - lo)
+  for r in range(1, band.shape[0]):
+    # Sideways steps cost a little, so the seam runs straight through empty paper and only
+    # slants to follow a gap between slanted digits.
+    choices = np.stack([np.concatenate([[np.inf], cost[:-1]]) + _SIDEWAYS, cost,
+                        np.concatenate([cost[1:], [np.inf]]) + _SIDEWAYS])
+    steps[r] = np.argmin(choices, 0) - 1
+    cost = band[r] + choices[steps[r] + 1, columns]
+  path = np.empty(band.shape[0], np.int64)
+  path[-1] = int(np.argmin(cost))
+  for r in range(band.shape[0] - 1, 0, -1):
+    path[r - 1] = path[r] + steps[r, path[r]]
+  return path + lo
+
+
+def _cuts(blob: _Blob, ink: np.ndarray) -> list[tuple[_Blob, _Blob]]:
+  """Candidate splits of a blob into a left and a right digit, one per seam start."""
+  image = blob.image(ink)
+  image /= image.max()
+  x0, y0 = blob.box[:2]
+  width = image.shape[1]
+  half, reach = max(1, round(0.05 * width)), max(2, round(_REACH * width))
+  out, seen = [], set()
+  for centre in _CUTS:
+    c = round(centre * width)
+    seam = _seam(image, (max(1, c - half), min(width - 1, c + half + 1)),
+                 (max(1, c - reach), min(width - 1, c + reach + 1)))
+    left = blob.cols - x0 < seam[blob.rows - y0]
+    key = left.tobytes()
+    if key in seen or not _MIN_PIECE < left.mean() < 1 - _MIN_PIECE:
+      continue
+    seen.add(key)
+    out.append((_Blob(blob.rows[left], blob.cols[left]),
+                _Blob(blob.rows[~left], blob.cols[~left])))
+  return out
+
+
+def _logits(model: Classifier, inputs: np.ndarray) -> np.ndarray:
+  # A power-of-two batch: a jitted model compiles a handful of shapes, not one per count.
+  size = max(8, 1 << (len(inputs) - 1).bit_length())
+  padded = np.zeros((size, *inputs.shape[1:]), np.uint8)
+  padded[:len(inputs)] = inputs
+  if hasattr(model, "logits"):
+    return np.asarray(model.logits(padded), np.float32)[:len(inputs)]
+  return np.log(np.asarray(model.probabilities(padded), np.float32)[:len(inputs)] + 1e-9)
+
+
+class _Reader:
+  """Classifies blobs of one image, caching the model's logits per blob."""
+
+  def __init__(self, model: Classifier, ink: np.ndarray):
+    self.model, self.ink = model, ink
+    self.cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+  def _key(self, blob: _Blob) -> bytes:
+    return np.sort(blob.rows * self.ink.shape[1] + blob.cols).tobytes()
+
+  def classify(self, blobs: Sequence[_Blob]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(MNIST-style input [28,28,1], logits [10]) for each blob, in one model call."""
+    todo = {self._key(b): b for b in blobs if self._key(b) not in self.cache}
+    if todo:
+      inputs = np.stack([mnist_style(b.image(self.ink))[..., None] for b in todo.values()])
+      for key, x, z in zip(todo, inputs, _logits(self.model, inputs)):
+        self.cache[key] = (x, z)
+    return [self.cache[self._key(b)] for b in blobs]
+
+  def evidence(self, whole: _Blob, left: _Blob, right: _Blob) -> float:
+    """> 0: the model reads ``whole`` better as the two digits ``left`` and ``right``."""
+    top = [float(z.max()) for _, z in self.classify([whole, left, right])]
+    return (_W_PIECES * (top[1] + top[2]) / 2 - top[0] + _W_ASPECT * whole.width / whole.height
+            - _BIAS)
+
+  def join(self, groups: list[_Blob]) -> list[_Blob]:
+    """Joins neighbours whose x-ranges overlap when the model reads them better as one: a 4
+    whose slanted stroke is apart, a digit broken in two side by side."""
+    groups = sorted(groups, key=lambda g: g.box[0])
+    self.classify([*groups, *(a + b for a, b in zip(groups, groups[1:]))])
+    i = 0
+    while i + 1 < len(groups):
+      a, b = groups[i], groups[i + 1]
+      union = a + b
+      if b.box[0] <= a.box[2] and (union.width < _MIN_CUT_ASPECT * union.height
+                                  or self.evidence(union, a, b) <= 0):
+        groups[i:i + 2] = [union]
+      else:
+        i += 1
+    return groups
+
+  def digits(self, blob: _Blob) -> list[_Blob]:
+    """The blob as one digit, or cut where the model reads two digits best, recursively."""
+    if blob.width < _MIN_CUT_ASPECT * blob.height:
+      return [blob]
+    cuts = [(l, r) for l, r in _cuts(blob, self.ink)
+            if min(l.height, r.height) >= _SMALL * blob.height]
+    if not cuts:
+      return [blob]
+    read = self.classify([piece for cut in cuts for piece in cut])
+    top = [float(z.max()) for _, z in read]
+    left, right = cuts[int(np.argmax([top[2 * i] + top[2 * i + 1] for i in range(len(cuts))]))]
+    if self.evidence(blob, left, right) <= 0:
+      return [blob]
+    return [*self.digits(left), *self.digits(right)]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+  e = np.exp(z - z.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def read_number(model: Classifier, source: preprocess.ImageSource, name: str | None = None
+                ) -> NumberReading:
+  """Reads the digits of an image (path, PIL image or array), left to right.
+
+  ``model`` is anything with ``probabilities(uint8 [N, 28, 28, 1]) -> [N, 10]``; a single
+  digit reads as a one-digit number. ``name`` is the reading's ``file`` (default: the path).
+
+  Raises:
+    ImageError: missing, unreadable, corrupt or blank image; the message names the source.
+    ConfigError: the model reads images other than 28x28 MNIST-style ones.
+  """
+  shape = getattr(model, "input_shape", (MNIST_SIZE, MNIST_SIZE))
+  if tuple(shape[:2]) != (MNIST_SIZE, MNIST_SIZE):
+    raise ConfigError(f"this model reads {shape[0]}x{shape[1]} images, not MNIST-style 28x28 "
+                      f"digits; read numbers with a model trained with "
+                      f"--config.data.mnist_style=True")
+  ink = preprocess.to_ink(source)
+  blobs, height = _components(ink)
+  blobs = _merge([b for b in blobs if max(b.height, b.width) >= _SPECK * height], height)
+  reader = _Reader(model, ink)
+  digits = sorted((d for g in reader.join(blobs) for d in reader.digits(g)),
+                  key=lambda d: (d.box[0] + d.box[2]) / 2)
+  inputs, logits = zip(*reader.classify(digits))
+  probs = _softmax(np.stack(logits))
+  return NumberReading(
+      name or preprocess.source_name(source),
+      tuple(DigitReading(int(p.argmax()), float(p.max()), d.box) for d, p in zip(digits, probs)),
+      np.stack(inputs))

@@ -1,0 +1,161 @@
+"""Reading whole numbers: segmentation into digits, their order, boxes and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import jaxdigits
+from conftest import REPO
+from jaxdigits.data import load_tfds
+from jaxdigits.errors import ConfigError, ImageError
+from jaxdigits.inference import numbers, preprocess
+
+
+def _composer():
+  """benchmarks/read_numbers.py, whose ``compose`` builds the benchmark's numbers."""
+  spec = importlib.util.spec_from_file_location("read_numbers",
+                                                REPO / "benchmarks" / "read_numbers.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+compose = _composer().compose
+
+
+@pytest.fixture(scope="module")
+def predictor():
+  return jaxdigits.load()
+
+
+@pytest.fixture(scope="module")
+def clear_digits(raw_dir, tfds_dir, predictor):
+  """{label: [28x28 test digits]} the model reads right with >= 99.9%: these tests are about
+  segmentation, so a digit the model misreads on its own must not make them fail."""
+  test = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=400)
+  probs = predictor.probabilities(test.images)
+  sure = (probs.argmax(1) == test.labels) & (probs.max(1) >= 0.999)
+  return {d: [im[..., 0] for im, y, s in zip(test.images, test.labels, sure) if y == d and s]
+          for d in range(10)}
+
+
+def _number(clear_digits, digits: str, seed: int, touching: bool = False) -> np.ndarray:
+  rng = np.random.default_rng(seed)
+  return compose([clear_digits[int(d)][seed % 5] for d in digits], rng, touching)
+
+
+@pytest.mark.parametrize("digits", ["2026", "31", "907", "48165", "753820", "11"])
+def test_composed_numbers_are_read_exactly_left_to_right(predictor, clear_digits, digits):
+  canvas = _number(clear_digits, digits, seed=len(digits))
+  reading = numbers.read_number(predictor, canvas)
+  assert reading.number == digits
+  boxes = np.array([d.box for d in reading.digits])
+  assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+  assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= canvas.shape[1]).all()
+  assert (boxes[:, 3] <= canvas.shape[0]).all()
+  assert (np.diff(boxes[:, 0]) > 0).all(), "digits must come left to right"
+  for d in reading.digits:  # each box holds ink: the canvas is dark around the digits
+    x0, y0, x1, y1 = d.box
+    assert canvas[y0:y1, x0:x1].max() > 128
+  assert reading.inputs.shape == (len(digits), 28, 28, 1) and reading.inputs.dtype == np.uint8
+
+
+def test_dark_on_light_rgba_canvas_and_noise_specks_read_the_same(predictor, clear_digits):
+  canvas = _number(clear_digits, "5094", seed=3)
+  plain = numbers.read_number(predictor, canvas)
+  # Gradio's Sketchpad: black strokes on a transparent background.
+  rgba = np.zeros((*canvas.shape, 4), np.uint8)
+  rgba[..., 3] = canvas
+  inverted = numbers.read_number(predictor, 255 - canvas)
+  sketch = numbers.read_number(predictor, Image.fromarray(rgba, "RGBA"))
+  specked = canvas.copy()
+  rng = np.random.default_rng(0)
+  for x in rng.integers(0, canvas.shape[1] - 2, 6):  # specks in the margins, far from a digit
+    specked[1:3, x:x + 2] = specked[-3:-1, x:x + 2] = 255
+  noisy = numbers.read_number(predictor, specked)
+  assert plain.number == "5094"
+  for other in (inverted, sketch, noisy):
+    assert other.number == plain.number
+    assert [d.box for d in other.digits] == [d.box for d in plain.digits]
+
+
+def _five_with_detached_bar() -> Image.Image:
+  im = Image.new("L", (200, 220), 255)
+  draw = ImageDraw.Draw(im)
+  draw.line([(70, 40), (140, 40)], fill=0, width=14)  # the bar, lifted off the stem
+  draw.line([(68, 62), (64, 110)], fill=0, width=14)
+  draw.arc([(50, 88), (150, 185)], start=200, end=140, fill=0, width=14)
+  return im
+
+
+def _four_in_two_strokes() -> Image.Image:
+  im = Image.new("L", (220, 220), 255)
+  draw = ImageDraw.Draw(im)
+  draw.line([(80, 30), (50, 120), (115, 120)], fill=0, width=14, joint="curve")
+  draw.line([(112, 40), (150, 190)], fill=0, width=14)  # slanted, short of the bar's end
+  return im
+
+
+@pytest.mark.parametrize("draw,digit", [(_five_with_detached_bar, 5), (_four_in_two_strokes, 4)])
+def test_strokes_of_one_digit_merge(predictor, draw, digit):
+  image = draw()
+  ink = preprocess.to_ink(image)
+  assert len(numbers._components(ink)[0]) == 2  # pylint: disable=protected-access
+  reading = numbers.read_number(predictor, image)
+  assert reading.number == str(digit)
+  assert reading.digits[0].box == (int(np.nonzero(ink.any(0))[0][0]),
+                                   int(np.nonzero(ink.any(1))[0][0]),
+                                   int(np.nonzero(ink.any(0))[0][-1]) + 1,
+                                   int(np.nonzero(ink.any(1))[0][-1]) + 1)
+
+
+@pytest.mark.parametrize("digits", ["35", "80", "62"])
+def test_touching_digits_are_cut_apart(predictor, clear_digits, digits):
+  canvas = _number(clear_digits, digits, seed=1, touching=True)
+  ink = preprocess.to_ink(canvas)
+  assert len(numbers._components(ink)[0]) == 1, "the composed pair must touch"  # pylint: disable=protected-access
+  assert numbers.read_number(predictor, canvas).number == digits
+
+
+def test_single_digit_is_a_one_digit_number_through_todays_preprocessing(predictor,
+                                                                        clear_digits):
+  rng = np.random.default_rng(0)
+  for d in (0, 1, 7):
+    canvas = 255 - compose([clear_digits[d][0]], rng, touching=False)
+    reading = numbers.read_number(predictor, canvas, name="one.png")
+    assert reading.number == str(d)
+    np.testing.assert_array_equal(reading.inputs[0], preprocess.to_mnist_style(canvas))
+    single = predictor.predict([canvas])[0]
+    assert reading.digits[0].probability == pytest.approx(single.probability, abs=1e-5)
+    assert reading.to_json()["file"] == "one.png"
+
+
+def test_json_is_the_documented_record(predictor, clear_digits):
+  reading = numbers.read_number(predictor, _number(clear_digits, "42", seed=2))
+  record = json.loads(json.dumps(reading.to_json()))
+  assert record["file"] == "<ndarray>" and record["number"] == "42"
+  assert [d["digit"] for d in record["digits"]] == [4, 2]
+  for d in record["digits"]:
+    assert set(d) == {"digit", "probability", "box"}
+    assert 0.5 < d["probability"] <= 1 and len(d["box"]) == 4
+
+
+def test_blank_missing_and_wrong_model_are_user_errors(predictor, tmp_path):
+  with pytest.raises(ImageError, match="blank"):
+    numbers.read_number(predictor, np.full((60, 200), 255, np.uint8))
+  with pytest.raises(ImageError, match="nope.png: no such file"):
+    numbers.read_number(predictor, tmp_path / "nope.png")
+
+  class Usps16:
+    input_shape = (16, 16, 1)
+
+    def probabilities(self, images):
+      raise AssertionError("never called")
+
+  with pytest.raises(ConfigError, match="16x16"):
+    numbers.read_number(Usps16(), np.zeros((28, 28), np.uint8))
