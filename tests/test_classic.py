@@ -134,6 +134,17 @@ def test_svm_and_forest_predict_like_sklearn_from_saved_arrays(data):
   assert np.mean(svm.predict(q) == te.labels) > 0.9
 
 
+@pytest.mark.parametrize("k", [1, 5])
+def test_classic_knn_votes_over_its_k_neighbours(pixels, k):
+  """Through the classic model (config.model.k), not just the KNN class."""
+  x, y, q, _ = pixels
+  fitted = model("knn", k=k).fit(x[:2000], y[:2000])
+  votes = fitted.scores(q)
+  assert np.all(votes.sum(-1) == k)
+  sk = KNeighborsClassifier(k, algorithm="brute").fit(x[:2000].astype(np.float64), y[:2000])
+  np.testing.assert_array_equal(fitted.predict(q), sk.predict(q.astype(np.float64)))
+
+
 @pytest.mark.parametrize("name,fields", [
     ("svm", {"features": "pixels", "pca": 30}), ("random_forest", {"n_estimators": 10}),
     ("linear_svm", {"epochs": 3}), ("knn", {"k": 1})])

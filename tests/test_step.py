@@ -171,10 +171,19 @@ def _epochs(workdir) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_loop_validates_on_validation_and_resumes_exactly(generated_splits, tmp_path):
+def test_loop_validates_on_validation_and_resumes_exactly(generated_splits, tmp_path,
+                                                           monkeypatch):
+  orders, shuffle = [], pipeline.epoch_indices
+
+  def recorded_shuffle(*args):
+    orders.append(shuffle(*args))
+    return orders[-1]
+
+  monkeypatch.setattr(pipeline, "epoch_indices", recorded_shuffle)
   straight = engine.train_and_evaluate(_loop_config(3), tmp_path / "straight")
   epochs = _epochs(tmp_path / "straight")
   assert [r["epoch"] for r in epochs] == [1, 2, 3]
+  assert len(orders) == 3 and len({o.tobytes() for o in orders}) == 3  # reshuffled each epoch
   val = generated_splits.validation
   for record in epochs:  # each epoch's val_accuracy is its checkpoint's, on validation
     model, state = _saved(tmp_path / "straight", record["epoch"], _loop_config(3))
