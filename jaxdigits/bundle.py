@@ -64,7 +64,8 @@ def _digest(files: dict[str, dict[str, Any]]) -> str:
 
 def _versions() -> dict[str, str]:
   return {"jaxdigits": __version__, "jax": jax.__version__,
-          "flax": metadata.version("flax"), "orbax-checkpoint": metadata.version("orbax-checkpoint"),
+          "flax": metadata.version("flax"),
+          "orbax-checkpoint": metadata.version("orbax-checkpoint"),
           "python": platform.python_version()}
 
 
@@ -234,9 +235,10 @@ def read(path: str | Path, digest: str | None = None
   try:
     module, abstract = restore.abstract_variables(config)
   except (ValueError, AttributeError, KeyError) as e:
+    writer = _read_json(root / MANIFEST, "the manifest").get("written_by")
     raise BundleError(f"{root / CONFIG}: this jaxdigits {__version__} cannot build the "
                       f"bundle's model ({e}); upgrade jaxdigits to the version that wrote it "
-                      f"({_read_json(root / MANIFEST, 'the manifest').get('written_by')})") from None
+                      f"({writer})") from None
   try:
     with ocp.StandardCheckpointer() as ckptr:
       variables = ckptr.restore(root / PARAMS, abstract)

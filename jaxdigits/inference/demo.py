@@ -18,15 +18,17 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-from pathlib import Path  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from typing import Any  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
-import gradio as gr  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from PIL import Image  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from jaxdigits.inference import preprocess  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxdigits.inference.predictor import Predictor  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxdigits.inference import preprocess  # noqa: E402
+from jaxdigits.inference.predictor import Predictor  # noqa: E402
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 DRAW_A_DIGIT = "draw a digit"
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes to ~200 MB of floats; refuse above
