@@ -122,6 +122,7 @@ def model(name, **fields):
   return classic_models.Classic(name, classic_models.settings(m))
 
 
+@pytest.mark.slow
 def test_svm_and_forest_predict_like_sklearn_from_saved_arrays(data):
   tr, te = data
   x, q = features.compute("hog", tr.images), features.compute("hog", te.images)
@@ -145,6 +146,7 @@ def test_classic_knn_votes_over_its_k_neighbours(pixels, k):
   np.testing.assert_array_equal(fitted.predict(q), sk.predict(q.astype(np.float64)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,fields", [
     ("svm", {"features": "pixels", "pca": 30}), ("random_forest", {"n_estimators": 10}),
     ("linear_svm", {"epochs": 3}), ("knn", {"k": 1})])

@@ -7,6 +7,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from jaxdigits.analysis import compare
@@ -34,6 +35,7 @@ def _bar_widths(path) -> list[int]:
   return widths
 
 
+@pytest.mark.slow
 def test_small_compare_writes_table(raw_dir, tfds_dir, tmp_path, monkeypatch):
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
   monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))

@@ -40,6 +40,7 @@ def _near(rgb: np.ndarray, colour: tuple[int, int, int], tolerance: int = 30) ->
   return int((np.abs(rgb - colour).sum(-1) < tolerance).sum())
 
 
+@pytest.mark.slow  # trains the tiny runs (shared with evaluate and predict)
 def test_report_has_every_section_and_its_figures_exist(written):
   mnist, _, text = written
   headings = re.findall(r"^## (.+)$", text, re.M)
@@ -54,6 +55,7 @@ def test_report_has_every_section_and_its_figures_exist(written):
     assert application in text
 
 
+@pytest.mark.slow
 def test_report_figures_draw_the_evaluation(written):
   mnist, _, _ = written
   folder = mnist / "eval" / "mnist_test"
@@ -79,6 +81,7 @@ def test_report_figures_draw_the_evaluation(written):
   assert _near(gallery, (255, 255, 255), 3) > 500 * len(errors)
 
 
+@pytest.mark.slow
 def test_report_numbers_come_from_the_evaluations(written):
   mnist, usps, text = written
   own = _metrics(mnist, "mnist")
