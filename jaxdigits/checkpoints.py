@@ -1,8 +1,10 @@
-"""Orbax checkpoints that resume, refuse a foreign config, and keep the best on validation.
+"""Orbax checkpoints that resume and keep the best on validation.
 
-A checkpoint is the TrainState plus the exact config (JSON) that produced it. Orbax writes
-each step to a temporary folder and renames it when complete, so a run killed mid-save
-leaves the previous checkpoints intact and the next run resumes from the last whole one.
+A checkpoint is the TrainState plus the exact config (JSON) that produced it; a run
+compares that config with its own before it touches the folder (``training.workdir``).
+Orbax writes each step to a temporary folder and renames it when complete, so a run killed
+mid-save leaves the previous checkpoints intact and the next run resumes from the last
+whole one.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 class Checkpoints:
   """The checkpoints of one training run, in ``directory``.
 
-  With a ``config`` they can be written (and must have been made by a compatible config);
-  without one they are opened read-only.
+  With a ``config`` they can be written (``training.workdir.check`` first makes sure the
+  folder holds that config's run); without one they are opened read-only.
   """
 
   def __init__(self, directory: str | Path, config: ml_collections.ConfigDict | None = None):
@@ -76,20 +78,6 @@ class Checkpoints:
           ])))
     self._manager = ocp.CheckpointManager(self.directory, item_names=("state", "config"),
                                           options=options)
-    if config is not None:
-      self._check_compatible()
-
-  def _check_compatible(self) -> None:
-    step = self._manager.latest_step()
-    if step is None:
-      return
-    saved = self.saved_config(step)
-    diffs = config_differences(saved, self._config)
-    if diffs:
-      raise CheckpointError(
-          f"{self.directory} holds checkpoints of another config, which this run would "
-          f"overwrite: {'; '.join(diffs[:5])}. Use a new --workdir, or rerun with the "
-          f"checkpoint's config to resume it.")
 
   def saved_config(self, step: int) -> dict[str, Any]:
     return self._manager.restore(

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import REPO, saved_state
-from jaxdigits.sweeps import runner as sweep
+from jaxdigits import records
+from jaxdigits.data import pipeline
+from jaxdigits.errors import SweepError
+from jaxdigits.sweeps import runner as sweep, spec
 from jaxdigits.training import engine as train
-from jaxdigits.sweeps.runner import SweepError
+from jaxdigits.training.metrics_writer import MetricsWriter
 from parallel_worker import small_config
 
 GRID = {"method": "grid", "parameters": {"train.learning_rate": [1e-3, 3e-3],
@@ -22,24 +25,24 @@ GRID = {"method": "grid", "parameters": {"train.learning_rate": [1e-3, 3e-3],
 
 
 def test_grid_expands_to_the_product():
-  trials = sweep.expand(GRID, small_config("single", 1))
+  trials = spec.expand(GRID, small_config("single", 1))
   assert len(trials) == 6 and trials[0] == {"train.learning_rate": 1e-3, "train.weight_decay": 0.0}
 
 
 def test_random_search_is_seeded_and_within_bounds():
-  spec = {"method": "random", "num_trials": 50, "seed": 3, "parameters": {
+  search = {"method": "random", "num_trials": 50, "seed": 3, "parameters": {
       "train.learning_rate": {"distribution": "log_uniform", "min": 1e-4, "max": 1e-2},
       "model.dropout": {"distribution": "uniform", "min": 0.0, "max": 0.5},
       "train.batch_size": {"distribution": "choice", "values": [32, 64]}}}
   base = small_config("single", 1)
-  a, b = sweep.expand(spec, base), sweep.expand(spec, base)
+  a, b = spec.expand(search, base), spec.expand(search, base)
   assert a == b and len(a) == 50
   lrs = np.array([t["train.learning_rate"] for t in a])
   assert lrs.min() >= 1e-4 and lrs.max() <= 1e-2 and np.median(np.log10(lrs)) == pytest.approx(-3, abs=0.5)
   assert {t["train.batch_size"] for t in a} == {32, 64}
 
 
-@pytest.mark.parametrize("spec, match", [
+@pytest.mark.parametrize("search, match", [
     ({"method": "grid", "parameters": {"train.lr": [1e-3]}}, r"train\.lr: no such config field"),
     ({"method": "grid", "parameters": {"train.learning_rate": []}}, "non-empty list"),
     ({"method": "grid", "parameters": {}}, "no parameters"),
@@ -53,9 +56,9 @@ def test_random_search_is_seeded_and_within_bounds():
     ({"method": "grid", "parameters": {"train.learning_rate": [1e-3, -1.0]}},
      r"train\.learning_rate: must be positive"),
 ])
-def test_bad_sweeps_are_refused_before_any_trial(spec, match, tmp_path):
+def test_bad_sweeps_are_refused_before_any_trial(search, match, tmp_path):
   with pytest.raises(SweepError, match=match):
-    sweep.run_sweep(small_config("single", 1), spec, tmp_path / "s")
+    sweep.run_sweep(small_config("single", 1), search, tmp_path / "s")
   assert not (tmp_path / "s").exists()
 
 
@@ -64,8 +67,8 @@ def test_trials_group_by_everything_but_numeric_hyperparameters():
   trials = [{"train.learning_rate": 1e-3, "train.batch_size": 32},
             {"train.learning_rate": 3e-3, "train.batch_size": 32},
             {"train.learning_rate": 1e-3, "train.batch_size": 64}]
-  configs = [sweep.trial_config(base, t) for t in trials]
-  assert sweep.group_trials(configs) == [[0, 1], [2]]
+  configs = [spec.trial_config(base, t) for t in trials]
+  assert spec.group_trials(configs) == [[0, 1], [2]]
 
 
 def _largest_gap(a, b) -> float:
@@ -82,7 +85,7 @@ def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir
   overrides = [{"train.learning_rate": 1e-3, "train.weight_decay": 0.0, "seed": 0},
                {"train.learning_rate": 3e-3, "train.weight_decay": 1e-2, "seed": 1},
                {"train.learning_rate": 2e-3, "train.weight_decay": 1e-3, "seed": 2}]
-  configs = [sweep.trial_config(base, o) for o in overrides]
+  configs = [spec.trial_config(base, o) for o in overrides]
   vdirs = [tmp_path / f"v{i}" for i in range(3)]
   sweep.train_vmapped(configs, vdirs)
   alone = []
@@ -97,29 +100,35 @@ def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir
       # Its own lone run to float rounding (measured <= 1.3e-5: on the CPU the group's
       # convolutions run as matmuls, another summation order); any other trial's is far.
       assert gap < 1e-4 if i == j else gap > 0.1, (i, j, gap)
+  for i in range(3):  # the engine's one final record, as a lone run writes it, minus test
+    vmapped, lone = records.read(vdirs[i]).final, records.read(tmp_path / f"alone{i}").final
+    assert set(vmapped) == set(lone) == {"step", *records.FINAL_KEYS}, (vmapped, lone)
+    assert all(vmapped[k] is not None for k in records.FINAL_KEYS), vmapped
+    assert (vmapped["strategy"], vmapped["trials"], lone["trials"]) == ("vmapped", 3, 1)
+    assert vmapped["best_epoch"] == 1 and 0 < vmapped["compile_seconds"]
 
 
 def test_interrupted_vmapped_group_resumes_where_it_stopped(tmp_path, monkeypatch, raw_dir,
                                                            tfds_dir):
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
   monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))
-  configs = [sweep.trial_config(small_config("single", 2), {"seed": s}) for s in (0, 1)]
+  configs = [spec.trial_config(small_config("single", 2), {"seed": s}) for s in (0, 1)]
   whole, cut = [tmp_path / f"w{i}" for i in range(2)], [tmp_path / f"c{i}" for i in range(2)]
   sweep.train_vmapped(configs, whole)
-  write = sweep.MetricsWriter.write
+  write = MetricsWriter.write
 
   def killed_in_epoch_2(self, step, record):
     if record.get("epoch") == 2:
       raise KeyboardInterrupt
     write(self, step, record)
 
-  monkeypatch.setattr(sweep.MetricsWriter, "write", killed_in_epoch_2)
+  monkeypatch.setattr(MetricsWriter, "write", killed_in_epoch_2)
   with pytest.raises(KeyboardInterrupt):
     sweep.train_vmapped(configs, cut)
-  monkeypatch.setattr(sweep.MetricsWriter, "write", write)
+  monkeypatch.setattr(MetricsWriter, "write", write)
   epochs_run = []
-  epoch_indices = sweep.pipeline.epoch_indices
-  monkeypatch.setattr(sweep.pipeline, "epoch_indices",
+  epoch_indices = pipeline.epoch_indices
+  monkeypatch.setattr(pipeline, "epoch_indices",
                       lambda key, *a: epochs_run.append(key) or epoch_indices(key, *a))
   sweep.train_vmapped(configs, cut)  # resumes both trials from their epoch-1 checkpoints
   assert len(epochs_run) == 2  # epoch 2 of each trial only
@@ -178,8 +187,8 @@ def test_classic_sweep_selects_on_validation_and_tests_only_the_best(tmp_path, r
   base = config_lib.load_file(REPO / "configs" / "knn.py")
   base.data.raw_dir, base.data.tfds_dir = str(raw_dir), str(tfds_dir)
   base.data.train_limit = 2000
-  spec = {"method": "grid", "parameters": {"model.k": [1, 3, 5]}}
-  rows = sweep.run_sweep(base, spec, tmp_path)
+  search = {"method": "grid", "parameters": {"model.k": [1, 3, 5]}}
+  rows = sweep.run_sweep(base, search, tmp_path)
   best = max(rows, key=lambda r: r["val_accuracy"])
   assert [r["test_accuracy"] is not None for r in rows].count(True) == 1
   assert best["test_accuracy"] > 0.8

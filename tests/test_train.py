@@ -1,15 +1,19 @@
-"""Training end to end: learning, determinism, kill-and-resume, refusing a foreign workdir."""
+"""Training end to end: learning, determinism, kill-and-resume, refusing a foreign or busy
+workdir (Flax and classic alike), and what the command prints."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -98,14 +102,87 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(reference, data
   assert last["test_accuracy"] == ref_final["test_accuracy"]
 
 
+def file_digests(root) -> dict[str, tuple[str, int]]:
+  """Every file under ``root``: its sha256 and modification time."""
+  return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                     p.stat().st_mtime_ns)
+          for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def knn_config(raw_dir, tfds_dir, k: int = 3):
+  config = config_lib.defaults()
+  config.model = ml_collections.ConfigDict({"name": "knn", "k": k})
+  config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
+  config.data.train_limit, config.progress_bar = 2000, False
+  return config
+
+
 def test_workdir_of_another_config_is_refused_untouched(reference, raw_dir, tfds_dir):
   workdir, config, _ = reference
-  before = sorted((p.name, p.stat().st_mtime_ns) for p in (workdir / "checkpoints").rglob("*"))
+  before = file_digests(workdir)
   other = tiny_config(raw_dir, tfds_dir, **{"model.dense": 64})
   with pytest.raises(CheckpointError, match=r"model\.dense: checkpoint has 32, config has 64"):
     train.train_and_evaluate(other, workdir)
-  after = sorted((p.name, p.stat().st_mtime_ns) for p in (workdir / "checkpoints").rglob("*"))
-  assert before == after
+  with pytest.raises(CheckpointError, match=r"holds a cnn run, not knn .*model\.name"):
+    train.train_and_evaluate(knn_config(raw_dir, tfds_dir), workdir)
+  assert file_digests(workdir) == before
+  assert not (workdir / "classic").exists()
+
+
+def test_classic_workdir_refuses_a_flax_run_and_a_changed_field(raw_dir, tfds_dir, tmp_path):
+  fitted = train.train_and_evaluate(knn_config(raw_dir, tfds_dir), tmp_path)
+  assert fitted["kind"] == "classic" and fitted["best_epoch"] is None
+  before = file_digests(tmp_path)
+  with pytest.raises(CheckpointError, match=r"holds a knn run, not cnn"):
+    train.train_and_evaluate(tiny_config(raw_dir, tfds_dir), tmp_path)
+  with pytest.raises(CheckpointError, match=r"model\.k: checkpoint has 3, config has 5"):
+    train.train_and_evaluate(knn_config(raw_dir, tfds_dir, k=5), tmp_path)
+  assert file_digests(tmp_path) == before
+  assert not (tmp_path / "checkpoints").exists()
+  again = train.train_and_evaluate(knn_config(raw_dir, tfds_dir), tmp_path)  # same config: reused
+  assert again == fitted
+
+
+def test_a_second_run_on_a_busy_workdir_stops_at_once_and_the_first_reads_well(data_env,
+                                                                              tmp_path):
+  workdir = tmp_path / "busy"
+  first = subprocess.Popen(cli_args(workdir), cwd=REPO, env=data_env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+  try:
+    deadline = time.time() + 300
+    while not (workdir / "checkpoints" / "1").is_dir():  # mid-run, holding the lock
+      assert first.poll() is None, first.stderr.read()[-3000:]
+      assert time.time() < deadline, "no checkpoint after 300 s"
+      time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGSTOP)  # so that it is surely still running
+    start = time.time()
+    second = subprocess.run(cli_args(workdir), cwd=REPO, env=data_env, capture_output=True,
+                            text=True, timeout=300)
+    refused_after = time.time() - start
+    os.killpg(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=600)
+  finally:
+    if first.poll() is None:
+      os.killpg(first.pid, signal.SIGKILL)
+  assert second.returncode == 2, second.stderr[-3000:]
+  assert f"in use by another run (process {first.pid}" in second.stderr
+  assert refused_after < 120  # the time to start Python and JAX, not to wait for the lock
+  assert first.returncode == 0, err[-3000:]
+  lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r.get("epoch") for r in lines] == [1, 2, 3, None]  # each epoch once, one final
+  # What a newcomer reads: an epoch line each, a summary with the next commands, no noise.
+  for epoch in (1, 2, 3):
+    assert re.search(rf"^epoch {epoch}/3  loss \d\.\d{{4}}  train \d+\.\d\d%  "
+                     rf"val \d+\.\d\d%  \d+\.\d s$", err, re.M), err
+  final = lines[-1]
+  assert f"test accuracy  {final['test_accuracy']:.2%}" in out
+  assert f"best epoch {final['best_epoch']}" in out and str(workdir / "checkpoints") in out
+  for command in (f"python -m jaxdigits.evaluate --workdir={workdir}",
+                  f"python -m jaxdigits.demo --checkpoint={workdir}",
+                  f"python -m jaxdigits.export --workdir={workdir} --out={workdir}_bundle"):
+    assert command in out, out
+  assert "OpenCV" not in err + out and not re.search(r"^(I\d{4}|INFO)", err, re.M), err
+  assert "Traceback" not in err
 
 
 def test_cli_reports_bad_config_in_one_line(data_env, tmp_path):

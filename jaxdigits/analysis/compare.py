@@ -24,11 +24,10 @@ from sklearn.metrics import f1_score
 import jaxdigits
 from jaxdigits import config as config_lib
 from jaxdigits.errors import ConfigError
-from jaxdigits.training import classic_fit as classic
+from jaxdigits import records
 from jaxdigits.models import features
 from jaxdigits.training import engine as train
 from jaxdigits.data import pipeline
-from jaxdigits.models import CLASSIC
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # entry → (config file in configs/, model field overrides)
@@ -71,11 +70,8 @@ def _measure(entry: str, workdir: Path, test: pipeline.Split, final: dict[str, A
   start = time.perf_counter()
   pred = predictor.logits(test.images).argmax(-1)
   seconds = time.perf_counter() - start
-  if "fit_seconds" in final:
-    train_seconds = final["fit_seconds"]
-  else:  # every epoch's, also those of earlier, resumed invocations
-    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    train_seconds = sum(r.get("epoch_seconds", 0.0) for r in records)
+  # A classic fit's time, or every epoch's, also those of earlier, resumed invocations.
+  train_seconds = records.read(workdir).epoch_seconds
   return {"model": entry, "test_accuracy": float(np.mean(pred == test.labels)),
           "macro_f1": float(f1_score(test.labels, pred, average="macro")),
           "train_seconds": train_seconds, "predict_us_per_image": seconds / len(test) * 1e6}
@@ -115,10 +111,7 @@ def compare(dataset: str, out: str | Path, only: Sequence[str] = (), train_limit
   for entry in only or ENTRIES:
     config = entry_config(entry, dataset, train_limit, epochs)
     workdir = out / entry
-    if config.model.name in CLASSIC:
-      final = classic.fit_and_evaluate(config_lib.validate(config), workdir, cache=cache)
-    else:
-      final = train.train_and_evaluate(config, workdir)
+    final = train.train_and_evaluate(config, workdir, feature_cache=cache)
     if test is None:
       test = pipeline.load_splits(config.data).test
     rows.append(_measure(entry, workdir, test, final))

@@ -5,59 +5,37 @@
 
 Every trial is a normal training run in ``WORKDIR/trial_NNN`` (its own checkpoints and
 metrics.jsonl, resumable, loadable). Trials that differ only in numeric hyperparameters
-(``VMAPPED``) train together as one jitted program, ``jax.vmap`` over their parameters,
-optimizer states and hyperparameters, each on the batches it would see alone. The best
-trial is chosen on validation accuracy; only that one is evaluated on test.
+train together as one vmapped program. The best trial is chosen on validation accuracy;
+only that one is evaluated on test. Writes WORKDIR/results.csv and two plots.
 """
 
 from __future__ import annotations
 
-import csv
-import itertools
-import json
-import sys
-import time
-import types
-from pathlib import Path
-from typing import Any
+from absl import flags
 
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from jaxdigits.cli import runner
+from jaxdigits.sweeps import runner as sweeps
+from jaxdigits.sweeps import spec
 
 
-# Fields that may differ inside one vmapped group: they change values, not programs.
-VMAPPED = ("seed", "train.learning_rate", "train.weight_decay", "train.momentum")
-DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
-
-from jaxdigits.sweeps.runner import *  # noqa: F401,F403  (mechanical split; cleaned up next)
-
-
-def _main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)
-  f = flags.FLAGS
-  try:
-    run_sweep(f.config, load_sweep(f.sweep), f.workdir, vmap=f.vmap)
-  except (SweepError, config_lib.ConfigError, checkpoints.CheckpointError) as e:
-    print(f"jaxdigits.sweep: error: {e}", file=sys.stderr)
-    sys.exit(2)
+def _define(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("sweep", None, "sweep definition file (configs/sweeps/*.py)",
+                      flag_values=fv, required=True)
+  flags.DEFINE_string("workdir", None, "sweep directory; a trial per subfolder; reruns resume",
+                      flag_values=fv, required=True)
+  flags.DEFINE_boolean("vmap", True, "train trials that differ only in numeric "
+                       "hyperparameters as one vmapped program (--novmap: one by one)",
+                       flag_values=fv)
 
 
-def run() -> None:
-  # Flags are defined only when run as a command, so importing the library defines none.
-  config_flags.DEFINE_config_file("config", None, "Base training config.", lock_config=False)
-  flags.DEFINE_string("sweep", None, "Sweep definition file (configs/sweeps/*.py).")
-  flags.DEFINE_string("workdir", None, "Sweep directory; a trial per subfolder; reruns resume.")
-  flags.DEFINE_boolean("vmap", True, "Train trials that differ only in numeric "
-                       "hyperparameters as one vmapped program (--novmap: one by one).")
-  flags.mark_flags_as_required(["config", "sweep", "workdir"])
-  app.run(_main)
+def _sweep(fv: flags.FlagValues, _: list[str]) -> None:
+  sweeps.run_sweep(fv.config, spec.load_sweep(fv.sweep), fv.workdir, vmap=fv.vmap)
 
+
+COMMAND = runner.Command("sweep", __doc__, _define, _sweep, config="base training config file",
+                         lock_config=False)
+main = COMMAND.main
+run = COMMAND.run
 
 if __name__ == "__main__":
   run()

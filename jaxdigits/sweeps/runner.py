@@ -1,241 +1,39 @@
-"""Hyperparameter sweeps: grid or random search, picked on validation, resumable.
+"""Running a sweep: every trial a normal run, vmapped groups through the engine, selection.
 
   python -m jaxdigits.sweep --config=configs/cnn.py --sweep=configs/sweeps/cnn_lr.py \\
       --workdir=runs/sweep
 
 Every trial is a normal training run in ``WORKDIR/trial_NNN`` (its own checkpoints and
 metrics.jsonl, resumable, loadable). Trials that differ only in numeric hyperparameters
-(``VMAPPED``) train together as one jitted program, ``jax.vmap`` over their parameters,
-optimizer states and hyperparameters, each on the batches it would see alone. The best
-trial is chosen on validation accuracy; only that one is evaluated on test.
+(``programs.VMAPPED``) train together as one vmapped program of the run engine
+(``engine.train_trials``), each on the batches it would see alone. The best trial is
+chosen on validation accuracy; only that one is evaluated on test.
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
 import json
-import sys
 import time
-import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
 import jaxdigits
-from jaxdigits import checkpoints, config as config_lib, models
+from jaxdigits import models, records
 from jaxdigits.analysis import evaluate
-from jaxdigits.inference import predictor as predict
-from jaxdigits.training import engine as train
-from jaxdigits.data import pipeline
-from jaxdigits.training.metrics_writer import MetricsWriter
-from jaxdigits.models.cnn import conv_as_matmul
-from jaxdigits.training.state import create_train_state, make_optimizer
-from jaxdigits.errors import SweepError
-
-# Fields that may differ inside one vmapped group: they change values, not programs.
-VMAPPED = ("seed", "train.learning_rate", "train.weight_decay", "train.momentum")
-DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
+from jaxdigits.sweeps import spec
+from jaxdigits.training import engine
 
 
-
-
-def load_sweep(path: str | Path) -> dict[str, Any]:
-  """``get_sweep()`` of a sweep file."""
-  try:
-    module = types.ModuleType("sweep_definition")
-    exec(compile(Path(path).read_text(), str(path), "exec"), module.__dict__)  # pylint: disable=exec-used
-  except OSError as e:
-    raise SweepError(f"sweep file {path} cannot be read: {e}") from e
-  return module.get_sweep()
-
-
-def _get(config: ml_collections.ConfigDict, field: str) -> Any:
-  node = config
-  for part in field.split("."):
-    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-      raise SweepError(f"sweep parameter {field}: no such config field")
-    node = node[part]
-  return node
-
-
-def _sample(field: str, spec: Any, rng: np.random.Generator) -> Any:
-  if not isinstance(spec, dict) or spec.get("distribution") not in DISTRIBUTIONS:
-    raise SweepError(f"sweep parameter {field}: random search needs a dict with "
-                     f"'distribution' in {list(DISTRIBUTIONS)}, got {spec!r}")
-  kind = spec["distribution"]
-  if kind == "choice":
-    values = spec.get("values") or []
-    if not values:
-      raise SweepError(f"sweep parameter {field}: 'choice' needs a non-empty 'values' list")
-    return values[rng.integers(len(values))]
-  low, high = spec.get("min"), spec.get("max")
-  if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low < high):
-    raise SweepError(f"sweep parameter {field}: {kind} needs numbers min < max, got "
-                     f"min={low!r} max={high!r}")
-  if kind == "log_uniform":
-    if low <= 0:
-      raise SweepError(f"sweep parameter {field}: log_uniform needs min > 0, got {low!r}")
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-  return float(rng.uniform(low, high))
-
-
-def expand(sweep: dict[str, Any], base: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-  """The trials of ``sweep`` as field → value overrides; refuses a bad sweep up front."""
-  method, params = sweep.get("method"), sweep.get("parameters")
-  if method not in ("grid", "random"):
-    raise SweepError(f"sweep method must be 'grid' or 'random', got {method!r}")
-  if not params:
-    raise SweepError("sweep has no parameters")
-  for field in params:
-    _get(base, field)
-  if method == "grid":
-    for field, values in params.items():
-      if not isinstance(values, (list, tuple)) or not values:
-        raise SweepError(f"sweep parameter {field}: a grid needs a non-empty list of values")
-    fields = list(params)
-    return [dict(zip(fields, combo)) for combo in itertools.product(*params.values())]
-  num = sweep.get("num_trials")
-  if not isinstance(num, int) or num <= 0:
-    raise SweepError(f"random search needs num_trials > 0, got {num!r}")
-  rng = np.random.default_rng(sweep.get("seed", 0))
-  trials = [{f: _sample(f, spec, rng) for f, spec in params.items()} for _ in range(num)]
-  return trials
-
-
-def trial_config(base: ml_collections.ConfigDict, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict(base.to_dict())
-  for field, value in overrides.items():
-    *path, name = field.split(".")
-    node = config
-    for part in path:
-      node = node[part]
-    node[name] = type(node[name])(value) if isinstance(node[name], float) else value
-  try:
-    return config_lib.validate(config)
-  except config_lib.ConfigError as e:
-    raise SweepError(f"trial {overrides}: {e}") from e
-
-
-def group_trials(configs: list[ml_collections.ConfigDict]) -> list[list[int]]:
-  """Indices of trials whose configs differ only in ``VMAPPED`` fields."""
-  groups: dict[str, list[int]] = {}
-  for i, config in enumerate(configs):
-    flat = checkpoints.config_to_json(config)
-    for field in VMAPPED:
-      *path, name = field.split(".")
-      node = flat
-      for part in path:
-        node = node[part]
-      node.pop(name)
-    groups.setdefault(json.dumps(flat, sort_keys=True), []).append(i)
-  return list(groups.values())
-
-
-def _final_record(workdir: Path) -> dict[str, Any] | None:
-  path = workdir / "metrics.jsonl"
-  if not path.exists():
-    return None
-  lines = path.read_text().splitlines()
-  last = json.loads(lines[-1]) if lines else {}
-  return last if "best_epoch" in last else None
-
-
-def train_vmapped(configs: list[ml_collections.ConfigDict], workdirs: list[Path]) -> None:
-  """Trains trials that differ only in ``VMAPPED`` fields as one vmapped program.
-
-  Each trial keeps its own seed (initial parameters, data order, dropout and shifts), so
-  it ends where training it alone would, up to float rounding; each writes and resumes
-  its own checkpoints like a normal run.
-  """
-  base, t = configs[0], configs[0].train
-  device = jax.devices()[0]
-  ckpts = [checkpoints.Checkpoints(w / "checkpoints", c) for c, w in zip(configs, workdirs)]
-  splits = pipeline.load_splits(base.data)
-  model = trained = models.build(base.model)
-  if jax.default_backend() == "cpu" and hasattr(model, "conv"):  # CNN, ResNet
-    # Why: conv_as_matmul's docstring. Validation runs one trial at a time, where XLA's
-    # convolution was faster (6,000 digits: 0.34 s against 0.93 s).
-    trained = model.clone(conv=conv_as_matmul)
-  steps_per_epoch = len(splits.train) // t.batch_size
-  total_steps = steps_per_epoch * t.num_epochs
-  keys = [jax.random.split(jax.random.key(c.seed), 3) for c in configs]
-  # One optimizer object for the state's structure; each trial's hyperparameters are
-  # injected as traced values in the step.
-  tx = make_optimizer(t, total_steps)
-  # vmapped, the initialisation compiles once instead of once per trial (~1.8 s each).
-  shape = splits.train.images.shape[1:]
-  stacked = jax.vmap(lambda k: create_train_state(k, trained, tx, shape))(
-      jnp.stack([k[0] for k in keys]))
-  start_epoch = min(c.latest_step() or 0 for c in ckpts)
-  if start_epoch:
-    states = [c.restore(start_epoch, jax.tree.map(lambda x, i=i: x[i], stacked))
-              for i, c in enumerate(ckpts)]
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-  stacked = jax.device_put(stacked, device)
-  hparams = {f.split(".")[-1]: jnp.array([float(_get(c, f)) for c in configs])
-             for f in VMAPPED if f != "seed"}
-  step_keys = jnp.stack([k[2] for k in keys])
-  images, labels = jax.device_put(splits.train.images, device), jax.device_put(
-      splits.train.labels, device)
-
-  def compile_steps(n):
-    steps = train.train_steps(n, max_shift=t.max_shift, label_smoothing=t.label_smoothing,
-                              max_rotation=t.max_rotation, max_scale=t.max_scale)
-
-    def one_trial(state, hp, indices, key):
-      trial_tx = make_optimizer(types.SimpleNamespace(**{**t.to_dict(), **hp}), total_steps)
-      return steps(state, images, labels, indices, key, tx=trial_tx)
-
-    return jax.jit(jax.vmap(one_trial), donate_argnums=0)
-
-  chunk = min(t.steps_per_call, steps_per_epoch)
-  run_chunk, run_one = compile_steps(chunk), compile_steps(1)
-  writers = [MetricsWriter(w, total_steps=total_steps, initial_step=0, progress_bar=False)
-             for w in workdirs]
-  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}
-  try:
-    for epoch in range(start_epoch, t.num_epochs):
-      start = time.perf_counter()
-      indices = np.stack([pipeline.epoch_indices(jax.random.fold_in(k[1], epoch),
-                                                 len(splits.train), t.batch_size) for k in keys])
-      totals = np.zeros((len(configs), 2))
-      for i, n in train.epoch_plan(steps_per_epoch, chunk):
-        stacked, sums = (run_chunk if n == chunk else run_one)(
-            stacked, hparams, jnp.asarray(indices[:, i:i + n]), step_keys)
-        totals += np.asarray(sums)  # blocks per call, like the trainer
-      seconds = time.perf_counter() - start
-      seen = steps_per_epoch * t.batch_size
-      for j, (ckpt, writer) in enumerate(zip(ckpts, writers)):
-        state = jax.tree.map(lambda x: x[j], stacked)
-        val_acc = evaluate.accuracy(
-            predict.batched_logits(model.apply, variables(state), splits.validation.images,
-                                    t.eval_batch_size), splits.validation.labels)
-        writer.write((epoch + 1) * steps_per_epoch, {
-            "epoch": epoch + 1, "train_loss": float(totals[j, 0] / seen),
-            "train_accuracy": float(totals[j, 1] / seen), "val_accuracy": val_acc,
-            "epoch_seconds": seconds, "images_per_second": seen * len(configs) / seconds,
-            "vmapped_trials": len(configs)})
-        if (epoch + 1) % base.checkpoint.every_epochs == 0 or epoch + 1 == t.num_epochs:
-          if (ckpt.latest_step() or 0) < epoch + 1:  # a killed group may have saved some
-            ckpt.save(epoch + 1, state, {"val_accuracy": val_acc})
-    for ckpt, writer in zip(ckpts, writers):
-      ckpt.wait()
-      best = ckpt.best_step()
-      writer.write(total_steps, {"best_epoch": best,
-                                 "val_accuracy": ckpt.metrics(best).get("val_accuracy"),
-                                 "train_examples": len(splits.train),
-                                 "validation_examples": len(splits.validation)})
-  finally:
-    for ckpt, writer in zip(ckpts, writers):
-      writer.close()
-      ckpt.close()
+def train_vmapped(configs: Sequence[ml_collections.ConfigDict],
+                  workdirs: Sequence[str | Path]) -> list[dict[str, Any]]:
+  """Trains trials that differ only in ``VMAPPED`` fields as one vmapped program, never
+  testing them; each trial ends where training it alone would, up to float rounding."""
+  return engine.train_trials(configs, workdirs, evaluate_test=False)
 
 
 def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: str | Path, *,
@@ -249,33 +47,31 @@ def run_sweep(base: ml_collections.ConfigDict, sweep: dict[str, Any], workdir: s
   test accuracy for the selected trial only) and writes results.csv and plots.
   """
   workdir = Path(workdir)
-  trials = expand(sweep, base)
-  configs = [trial_config(base, overrides) for overrides in trials]  # all checked first
+  trials = spec.expand(sweep, base)
+  configs = [spec.trial_config(base, overrides) for overrides in trials]  # all checked first
   workdir.mkdir(parents=True, exist_ok=True)
   dirs = [workdir / f"trial_{i:03d}" for i in range(len(trials))]
   for d, overrides in zip(dirs, trials):
     d.mkdir(exist_ok=True)
     (d / "trial.json").write_text(json.dumps(overrides, indent=1))
   seconds = {}
-  for group in group_trials(configs):
-    todo = [i for i in group if _final_record(dirs[i]) is None]
-    if not todo:
-      continue
-    start = time.perf_counter()
+  for group in spec.group_trials(configs):
+    todo = [i for i in group if records.read(dirs[i]).final is None]
     if (vmap and len(todo) > 1 and jax.device_count() == 1
         and base.model.name not in models.CLASSIC):
       logging.info("trials %s: vmapped together", todo)
+      start = time.perf_counter()
       train_vmapped([configs[i] for i in todo], [dirs[i] for i in todo])
       seconds.update({i: (time.perf_counter() - start) / len(todo) for i in todo})
-    else:
-      for i in todo:
-        start = time.perf_counter()
-        train.train_and_evaluate(configs[i], dirs[i], evaluate_test=False)
-        seconds[i] = time.perf_counter() - start
+      continue
+    for i in todo:
+      start = time.perf_counter()
+      engine.train_and_evaluate(configs[i], dirs[i], evaluate_test=False)
+      seconds[i] = time.perf_counter() - start
 
   rows = []
   for i, (overrides, d) in enumerate(zip(trials, dirs)):
-    final = _final_record(d)
+    final = records.read(d).final
     rows.append({"trial": d.name, **overrides, "val_accuracy": final["val_accuracy"],
                  "best_epoch": final["best_epoch"], "seconds": seconds.get(i),
                  "test_accuracy": None})
@@ -319,8 +115,7 @@ def _write_results(rows, best, fields, workdir: Path, dirs: list[Path]) -> None:
   plt.close(fig)
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for i in order[:5]:
-    epochs = [json.loads(l) for l in (dirs[i] / "metrics.jsonl").read_text().splitlines()]
-    epochs = {r["epoch"]: r["val_accuracy"] for r in epochs if "epoch" in r}
+    epochs = {r["epoch"]: r["val_accuracy"] for r in records.read(dirs[i]).epochs}
     ax.plot(list(epochs), list(epochs.values()), marker="o", label=rows[i]["trial"])
   ax.set_xlabel("epoch")
   ax.set_ylabel("validation accuracy")

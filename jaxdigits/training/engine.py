@@ -1,11 +1,20 @@
-"""Training: TrainState, a pure jitted train step, and ``train_and_evaluate``."""
+"""The run engine: a pure jitted train step, and the one epoch loop every training runs through.
+
+``train_and_evaluate(config, workdir)`` trains any config: a Flax model under its parallel
+strategy, or a classic model's fit (``classic_fit``). ``train_trials`` runs the one epoch
+loop over T >= 1 trials (a ``programs`` program: one trial under single / pmap / sharded,
+or T vmapped sweep trials); the epoch plan, validation, checkpoint cadence, the metrics
+writer and the final record (``jaxdigits.records``) happen there once, for every kind.
+Every run claims its workdir first (``training.workdir``: the config guard and the lock).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -13,14 +22,14 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdigits import checkpoints, config as config_lib, models
-from jaxdigits.data import augment
-from jaxdigits.analysis import evaluate
-from jaxdigits.training import parallel
-from jaxdigits.inference import predictor as predict
-from jaxdigits.data import pipeline
-from jaxdigits.training.metrics_writer import MetricsWriter
-from jaxdigits.training.state import TrainState, create_train_state, make_optimizer
+from jaxdigits import checkpoints, config as config_lib, models, records
+from jaxdigits.data import augment, pipeline
+from jaxdigits.models import features as features_lib
+from jaxdigits.models import forward
+from jaxdigits.training import classic_fit, parallel, programs
+from jaxdigits.training import workdir as workdir_lib
+from jaxdigits.training.metrics_writer import MetricsWriter, Progress
+from jaxdigits.training.state import TrainState, make_optimizer
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax.Array, *,
@@ -92,113 +101,163 @@ def epoch_plan(steps_per_epoch: int, chunk: int) -> list[tuple[int, int]]:
   return plan + [(i, 1) for i in range(len(plan) * chunk, steps_per_epoch)]
 
 
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *,
-                       evaluate_test: bool = True) -> dict[str, Any]:
-  """Trains ``config`` in ``workdir`` (resuming what is there) and returns the final metrics.
+                       evaluate_test: bool = True,
+                       feature_cache: features_lib.FeatureCache | None = None) -> dict[str, Any]:
+  """Trains (or fits) ``config`` in ``workdir``, resuming what is there; the final record.
 
   Each epoch ends with validation accuracy and, every ``checkpoint.every_epochs``, a
   checkpoint. The test split is evaluated once, on the checkpoint best on validation, and
   not at all with ``evaluate_test=False`` (sweep trials: selection must never see test).
+  ``feature_cache`` shares classic models' features between fits on the same splits.
+
+  Raises:
+    CheckpointError: ``workdir`` holds a run of another config, or another run holds it.
   """
   config = config_lib.validate(config)
-  if Path(workdir).is_file():  # every kind of run would fail to mkdir it, with a traceback
-    raise checkpoints.CheckpointError(f"--workdir={workdir}: is a file; give a folder (a new "
-                                      "one, or a run to resume)")
   if config.model.name in models.CLASSIC:
-    from jaxdigits.training import classic_fit as classic  # pylint: disable=g-import-not-at-top
-    return classic.fit_and_evaluate(config, workdir, evaluate_test=evaluate_test)
-  parallel.initialize_distributed(config.parallel)
-  strategy = parallel.make_strategy(config)
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  ckpts = checkpoints.Checkpoints(workdir / "checkpoints", config)
-  t = config.train
+    with workdir_lib.claim(workdir, config) as claimed:
+      return classic_fit.fit(config, claimed, evaluate_test=evaluate_test, cache=feature_cache)
+  return train_trials([config], [workdir], evaluate_test=evaluate_test)[0]
 
-  splits = pipeline.load_splits(config.data)
-  model = parallel.adapt_model(models.build(config.model), strategy)
+
+def train_trials(configs: Sequence[ml_collections.ConfigDict],
+                 workdirs: Sequence[str | Path], *,
+                 evaluate_test: bool = True) -> list[dict[str, Any]]:
+  """Trains Flax trials that differ at most in ``programs.VMAPPED`` fields; their finals.
+
+  One trial runs under its parallel strategy; several run as one vmapped program on one
+  device, each ending where training it alone would (up to float rounding), each with its
+  own workdir, checkpoints and metrics.
+  """
+  configs = [config_lib.validate(c) for c in configs]
+  parallel.initialize_distributed(configs[0].parallel)
+  for config, workdir in zip(configs, workdirs):  # every trial before any is touched
+    workdir_lib.check(workdir, config)
+  program = programs.build(configs)
+  with contextlib.ExitStack() as stack:
+    lead = jax.process_index() == 0  # its lock stands for every process of the run
+    claimed = [stack.enter_context(workdir_lib.claim(w, c, lock=lead))
+               for c, w in zip(configs, workdirs)]
+    ckpts = [checkpoints.Checkpoints(w / "checkpoints", c) for c, w in zip(configs, claimed)]
+    for c in ckpts:
+      stack.callback(c.close)
+    return _run(program, configs, claimed, ckpts, evaluate_test)
+
+
+def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict],
+         workdirs: Sequence[Path], ckpts: Sequence[checkpoints.Checkpoints],
+         evaluate_test: bool) -> list[dict[str, Any]]:
+  """The epoch loop, then each trial's final record."""
+  t, every = configs[0].train, configs[0].checkpoint.every_epochs
+  lead = jax.process_index() == 0
+  splits = pipeline.load_splits(configs[0].data)
   steps_per_epoch = len(splits.train) // t.batch_size
   total_steps = steps_per_epoch * t.num_epochs
-  init_key, data_key, step_key = jax.random.split(jax.random.key(config.seed), 3)
+  keys = [jax.random.split(jax.random.key(c.seed), 3) for c in configs]
   setup_start = time.perf_counter()
-  state = strategy.place_state(create_train_state(
-      init_key, model, make_optimizer(t, total_steps), splits.train.images.shape[1:]))
-  start_epoch = ckpts.latest_step() or 0
+  # One optimizer for the state's structure; a vmapped program passes each trial's
+  # hyperparameters to its steps as traced values.
+  state = program.init([k[0] for k in keys], make_optimizer(t, total_steps),
+                       splits.train.images.shape[1:])
+  start_epoch = min(c.latest_step() or 0 for c in ckpts)
   if start_epoch:
-    state = strategy.from_checkpoint(
-        ckpts.restore(start_epoch, strategy.checkpoint_view(state)))
-
-  images, labels = strategy.place_data(splits.train.images, splits.train.labels)
-  axis = parallel.AXIS if strategy.name == "pmap" else None
-  opts = dict(max_shift=t.max_shift, label_smoothing=t.label_smoothing,
-              max_rotation=t.max_rotation, max_scale=t.max_scale, axis_name=axis)
-  chunk = min(t.steps_per_call, steps_per_epoch)
-  run_chunk = strategy.compile(train_steps(chunk, **opts))
-  run_one = strategy.compile(train_steps(1, **opts))
-  compile_seconds = 0.0
-  if start_epoch < t.num_epochs:
-    # Compiled ahead of the first step so that compilation, which dominates a short run
-    # on a GPU, is reported apart from the steps.
-    compile_start = time.perf_counter()
-    lower = lambda fn, n: fn.lower(state, images, labels, strategy.place_indices(
-        np.zeros((n, t.batch_size), np.int32)), step_key).compile()
-    run_chunk = lower(run_chunk, chunk)
-    if steps_per_epoch % chunk:
-      run_one = lower(run_one, 1)
-    compile_seconds = time.perf_counter() - compile_start
-  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}
+    state = program.from_views([c.restore(start_epoch, program.view(state, j))
+                                for j, c in enumerate(ckpts)])
+  data = program.place_data(splits.train.images, splits.train.labels)
+  compile_start = time.perf_counter()
+  steps = _compile(program, t, state, data, [k[2] for k in keys], steps_per_epoch,
+                   total_steps) if start_epoch < t.num_epochs else {}
+  compile_seconds = time.perf_counter() - compile_start
   train_seconds = time.perf_counter() - setup_start
-  writer = MetricsWriter(workdir, total_steps=total_steps,
-                         initial_step=min(start_epoch, t.num_epochs) * steps_per_epoch,
-                         progress_bar=config.progress_bar, enabled=jax.process_index() == 0)
+  progress = Progress(total_steps=total_steps, bar=configs[0].progress_bar, enabled=lead,
+                      initial_step=min(start_epoch, t.num_epochs) * steps_per_epoch)
+  label = (lambda w: w.name) if program.trials > 1 else (lambda w: "")
+  writers = [MetricsWriter(w, num_epochs=t.num_epochs, progress=progress, label=label(w),
+                           enabled=lead) for w in workdirs]
   try:
     for epoch in range(start_epoch, t.num_epochs):
-      start = time.perf_counter()
-      indices = pipeline.epoch_indices(jax.random.fold_in(data_key, epoch), len(splits.train),
-                                       t.batch_size)
-      totals = np.zeros(2)
-      for i, n in epoch_plan(steps_per_epoch, chunk):
-        run = run_chunk if n == chunk else run_one
-        state, sums = run(state, images, labels, strategy.place_indices(indices[i:i + n]),
-                          step_key)
-        # Reading the sums blocks on each call: it bounds the work in flight (many
-        # undispatched collective steps have deadlocked XLA:CPU) and keeps the ETA honest.
-        sums = strategy.total(sums)
-        totals += sums
-        writer.advance(n, loss=float(sums[0]) / (n * t.batch_size))
+      state, totals, seconds = _train_epoch(program, steps, state, [k[1] for k in keys], epoch,
+                                            len(splits.train), t.batch_size, progress)
+      train_seconds += seconds
       seen = steps_per_epoch * t.batch_size
-      epoch_seconds = time.perf_counter() - start
-      train_seconds += epoch_seconds
-      val_acc = evaluate.accuracy(
-          predict.batched_logits(model.apply, variables(strategy.unreplicate(state)),
-                                  splits.validation.images, t.eval_batch_size),
-          splits.validation.labels)
-      record = {"epoch": epoch + 1, "train_loss": float(totals[0] / seen),
-                "train_accuracy": float(totals[1] / seen), "val_accuracy": val_acc,
-                "epoch_seconds": epoch_seconds, "images_per_second": seen / epoch_seconds}
-      writer.write((epoch + 1) * steps_per_epoch, record)
-      if (epoch + 1) % config.checkpoint.every_epochs == 0 or epoch + 1 == t.num_epochs:
-        ckpts.save(epoch + 1, strategy.checkpoint_view(state), {"val_accuracy": val_acc})
-    ckpts.wait()
-
-    best = ckpts.best_step()
-    if best is not None:
-      state = strategy.from_checkpoint(ckpts.restore(best, strategy.checkpoint_view(state)))
-    best_vars = variables(strategy.unreplicate(state))
-    logits_of = lambda split: predict.batched_logits(model.apply, best_vars, split.images,
-                                                    t.eval_batch_size)
-    final = {"best_epoch": best,
-             "val_accuracy": evaluate.accuracy(logits_of(splits.validation),
-                                               splits.validation.labels),
-             "train_examples": len(splits.train), "validation_examples": len(splits.validation),
-             "test_examples": len(splits.test), "strategy": strategy.name,
-             "devices": strategy.num_devices, "processes": jax.process_count(),
-             # This invocation's state set-up, device transfer, compilation and train
-             # steps: not data loading, validation or checkpoints (benchmarks/time_to_99.py).
-             "train_seconds": train_seconds, "compile_seconds": compile_seconds}
-    if evaluate_test:
-      final["test_accuracy"] = evaluate.accuracy(logits_of(splits.test), splits.test.labels)
-    writer.write(total_steps, final)
+      for j, (ckpt, writer) in enumerate(zip(ckpts, writers)):
+        val = _accuracy(program, program.variables(state, j), splits.validation, t)
+        writer.write((epoch + 1) * steps_per_epoch, records.epoch_record(
+            epoch + 1, train_loss=totals[j, 0] / seen, train_accuracy=totals[j, 1] / seen,
+            val_accuracy=val, epoch_seconds=seconds, images=seen * program.trials,
+            trials=program.trials))
+        # Written before the checkpoint: a run killed in between re-runs the epoch and
+        # re-writes its record (records.read keeps the last), rather than losing it.
+        due = (epoch + 1) % every == 0 or epoch + 1 == t.num_epochs
+        if due and (ckpt.latest_step() or 0) < epoch + 1:  # a killed group may have saved some
+          ckpt.save(epoch + 1, program.view(state, j), {"val_accuracy": val})
+    progress.close()
+    finals = []
+    for j, (ckpt, writer) in enumerate(zip(ckpts, writers)):
+      ckpt.wait()
+      finals.append(_final(program, ckpt, program.view(state, j), splits, t, evaluate_test,
+                           train_seconds=train_seconds, compile_seconds=compile_seconds))
+      writer.write(total_steps, finals[-1])
   finally:
-    writer.close()
-    ckpts.close()
-  return final
+    progress.close()
+    for writer in writers:
+      writer.close()
+  return finals
+
+
+def _compile(program: programs.Program, t: ml_collections.ConfigDict, state: Any,
+             data: Any, step_keys: list[jax.Array], steps_per_epoch: int,
+             total_steps: int) -> dict[int, programs.Steps]:
+  """The epoch plan's programs, by steps per call, compiled ahead of the first step so that
+  compilation (which dominates a short run on a GPU) is reported apart from the steps."""
+  chunk = min(t.steps_per_call, steps_per_epoch)
+  opts = dict(max_shift=t.max_shift, label_smoothing=t.label_smoothing,
+              max_rotation=t.max_rotation, max_scale=t.max_scale, axis_name=program.axis_name)
+  sizes = {n for _, n in epoch_plan(steps_per_epoch, chunk)}
+  return {n: program.compile(train_steps(n, **opts), state, data, step_keys, n, t.batch_size,
+                             total_steps) for n in sorted(sizes, reverse=True)}
+
+
+def _train_epoch(program: programs.Program, steps: dict[int, programs.Steps], state: Any,
+                 data_keys: list[jax.Array], epoch: int, num_examples: int, batch: int,
+                 progress: Progress) -> tuple[Any, np.ndarray, float]:
+  """One epoch of every trial, each on its own shuffle: (state, sums [T, 2], seconds)."""
+  start = time.perf_counter()
+  indices = np.stack([pipeline.epoch_indices(jax.random.fold_in(k, epoch), num_examples, batch)
+                      for k in data_keys])
+  totals = np.zeros((program.trials, 2))
+  for i, n in epoch_plan(indices.shape[1], max(steps)):
+    # The sums come back to the host on each call, which blocks: it bounds the work in
+    # flight (many undispatched collective steps have deadlocked XLA:CPU) and keeps the
+    # ETA honest.
+    state, sums = steps[n](state, indices[:, i:i + n])
+    totals += sums
+    progress.advance(n, loss=float(sums[:, 0].mean()) / (n * batch))
+  return state, totals, time.perf_counter() - start
+
+
+def _accuracy(program: programs.Program, variables: Any, split: pipeline.Split,
+              t: ml_collections.ConfigDict) -> float:
+  return forward.accuracy(forward.batched_logits(program.model.apply, variables, split.images,
+                                                 t.eval_batch_size), split.labels)
+
+
+def _final(program: programs.Program, ckpt: checkpoints.Checkpoints, view: Any,
+           splits: pipeline.Splits, t: ml_collections.ConfigDict, evaluate_test: bool,
+           **seconds: float) -> dict[str, Any]:
+  """A trial's final record: its checkpoint best on validation, and that one's test score."""
+  best = ckpt.best_step()
+  val = ckpt.metrics(best).get("val_accuracy")
+  fields = {}
+  if evaluate_test or val is None:
+    variables = program.view_variables(ckpt.restore(best, view))
+    val = _accuracy(program, variables, splits.validation, t)
+    if evaluate_test:
+      fields["test_accuracy"] = _accuracy(program, variables, splits.test, t)
+  return records.final_record(
+      kind="flax", best_epoch=best, val_accuracy=val, train_examples=len(splits.train),
+      validation_examples=len(splits.validation), test_examples=len(splits.test),
+      strategy=program.name, devices=program.num_devices, processes=jax.process_count(),
+      trials=program.trials, **seconds, **fields)
