@@ -24,9 +24,11 @@ from jaxdigits.data import load_tfds
 from jaxdigits.inference import numbers, preprocess
 
 
-def features(model, canvas: np.ndarray) -> tuple[float, float, float] | None:
+def features(model, canvas: np.ndarray, probabilities: bool
+             ) -> tuple[float, float, float] | None:
   """(pieces, whole, aspect) of the best cut of a canvas holding one group, else None (the
-  group is narrow, or no cut leaves two digit-high pieces, so no rule is asked)."""
+  group is narrow, or no cut leaves two digit-high pieces, so no rule is asked).
+  ``probabilities``: log-softmax in place of logits."""
   ink = preprocess.to_ink(canvas)
   blobs, height = numbers._components(ink)  # pylint: disable=protected-access
   groups = numbers._merge(  # pylint: disable=protected-access
@@ -39,7 +41,10 @@ def features(model, canvas: np.ndarray) -> tuple[float, float, float] | None:
   if not cuts:
     return None
   reader = numbers._Reader(model, ink)  # pylint: disable=protected-access
-  top = [float(z.max()) for _, z in reader.classify([whole, *(p for c in cuts for p in c)])]
+  logits = np.stack([z for _, z in reader.classify([whole, *(p for c in cuts for p in c)])])
+  if probabilities:
+    logits = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  top = logits.max(-1).tolist()
   pieces = max((top[1 + 2 * i] + top[2 + 2 * i]) / 2 for i in range(len(cuts)))
   return pieces, top[0], whole.width / whole.height
 
@@ -50,6 +55,8 @@ def main() -> None:
   parser.add_argument("--pairs", type=int, default=1000)
   parser.add_argument("--cut-cost", type=float, default=13.0)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--probabilities", action="store_true",
+                      help="fit _PROBABILITY_RULE (on log-softmax) instead of _LOGIT_RULE")
   args = parser.parse_args()
   data = load_tfds("mnist", "train", start=54_000)
   images, rng = np.asarray(data.images)[..., 0], np.random.default_rng(args.seed)
@@ -59,7 +66,7 @@ def main() -> None:
     for _ in range(count):
       canvas = read_numbers.compose(list(images[rng.integers(0, len(images), kind)]), rng,
                                     touching=kind == 2)
-      f = features(model, canvas)
+      f = features(model, canvas, args.probabilities)
       if f is not None:
         rows.append(f)
         kinds.append(kind)
@@ -68,13 +75,12 @@ def main() -> None:
   fit.fit(x, y)
   (w_pieces, w_whole, w_aspect), bias = fit.coef_[0], fit.intercept_[0]
   scale = -w_whole  # numbers.py writes the rule with the whole's logit at weight -1
+  rule = (w_pieces / scale, w_aspect / scale, -bias / scale)
+  name = "_PROBABILITY_RULE" if args.probabilities else "_LOGIT_RULE"
   print(f"asked: {int((~y).sum())} of {args.singles} singles, {int(y.sum())} of "
         f"{args.pairs} pairs")
-  print(f"_W_PIECES = {w_pieces / scale:.2f}\n_W_ASPECT = {w_aspect / scale:.2f}\n"
-        f"_BIAS = {-bias / scale:.2f}")
-  for name, (wp, wa, b) in (("fit", (w_pieces / scale, w_aspect / scale, -bias / scale)),
-                            ("numbers.py", (numbers._W_PIECES, numbers._W_ASPECT,
-                                            numbers._BIAS))):
+  print(f"{name} = ({rule[0]:.2f}, {rule[1]:.2f}, {rule[2]:.2f})")
+  for name, (wp, wa, b) in (("fit", rule), ("numbers.py", getattr(numbers, name))):
     cut = wp * x[:, 0] - x[:, 1] + wa * x[:, 2] > b
     print(f"{name}: singles cut {np.sum(cut & ~y) / args.singles:.4f}, pairs asked and left "
           f"whole {np.sum(~cut & y) / args.pairs:.4f}")

@@ -1,6 +1,7 @@
 """Reading whole numbers: composed from MNIST test digits, read with the shipped model.
 
     JAXDIGITS_RAW_DATA=DIR python benchmarks/read_numbers.py [--numbers=500] [--seed=0] [--smoke]
+        [--digits=test|validation] [--tta] [--show-errors]
 
 Each number has 2-6 MNIST test digits on a wide canvas: a random digit height per number
 (18-64 px) and a little per digit, baseline jitter, gaps of 5-50% of the height, and in ~20%
@@ -111,13 +112,15 @@ def main() -> None:
                       help="validation: the last 6,000 train digits (the shipped model's "
                       "validation split), to tune segmentation without looking at test")
   parser.add_argument("--show-errors", action="store_true", help="print each misread number")
+  parser.add_argument("--tta", action="store_true",
+                      help="read each digit with test-time augmentation (jaxdigits.load(tta=True))")
   args = parser.parse_args()
   count = 20 if args.smoke else args.numbers
   data = (load_tfds("mnist", "test") if args.digits == "test" else
           load_tfds("mnist", "train", start=54_000))
   cases = composed_numbers(np.asarray(data.images)[..., 0], np.asarray(data.labels), count,
                            args.seed)
-  predictor = jaxdigits.load()
+  predictor = jaxdigits.load(tta=args.tta)
   numbers.read_number(predictor, cases[0][0])  # compiles the model's batch sizes
   stats = collections.defaultdict(lambda: np.zeros(4))  # numbers, exact, digits, right
   start = time.perf_counter()

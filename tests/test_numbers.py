@@ -118,8 +118,25 @@ def test_strokes_of_one_digit_merge(predictor, draw, digit):
 def test_touching_digits_are_cut_apart(predictor, clear_digits, digits):
   canvas = _number(clear_digits, digits, seed=1, touching=True)
   ink = preprocess.to_ink(canvas)
-  assert len(numbers._components(ink)[0]) == 1, "the composed pair must touch"  # pylint: disable=protected-access
+  components, _ = numbers._components(ink)  # pylint: disable=protected-access
+  assert len(components) == 1, "the composed pair must touch"
   assert numbers.read_number(predictor, canvas).number == digits
+
+
+class _ProbabilitiesOnly:
+  """A classifier without logits, as an ensemble or a classic model looks to ``numbers``."""
+
+  def __init__(self, predictor):
+    self.predictor = predictor
+
+  def probabilities(self, images):
+    return self.predictor.probabilities(images)
+
+
+@pytest.mark.parametrize("digits", ["35", "80"])
+def test_touching_digits_are_cut_by_a_model_without_logits(predictor, clear_digits, digits):
+  canvas = _number(clear_digits, digits, seed=1, touching=True)
+  assert numbers.read_number(_ProbabilitiesOnly(predictor), canvas).number == digits
 
 
 def test_single_digit_is_a_one_digit_number_through_todays_preprocessing(predictor,

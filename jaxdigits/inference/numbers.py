@@ -29,16 +29,17 @@ _SPECK = 0.2  # a component smaller than this share of the digit height in both 
 _OVERLAP = 0.5  # share of the narrower x-range two components must share to be one digit
 _SMALL = 0.5  # a component under this share of the digit height is a piece of its neighbour
 _NEAR = 0.25  # ... if the gap to that neighbour is under this share of the digit height
-# One digit or two? The model's softmax is no guide (it is as sure of the halves of an 8 as
-# of a touching pair), but its largest logit is: high for a whole digit, lower for a pair
-# squeezed into one box or for half a digit. Some ink is read as two digits when
-#   _W_PIECES * (mean largest logit of the two pieces) - (largest logit of the whole)
-#   + _W_ASPECT * (width / height of the whole) > _BIAS,
-# a logistic fit (benchmarks/fit_number_cuts.py) on single digits and touching pairs composed
-# from the shipped model's validation digits.
-_W_PIECES = 1.49
-_W_ASPECT = 3.37
-_BIAS = 11.53
+# One digit or two? The model's softmax is a poor guide (it is as sure of the halves of an 8
+# as of a touching pair), its largest logit a better one: high for a whole digit, lower for a
+# pair squeezed into one box or for half a digit. Some ink is read as two digits when
+#   pieces * (mean largest logit of the two pieces) - (largest logit of the whole)
+#   + aspect * (width / height of the whole) > bias,
+# (pieces, aspect, bias) a logistic fit (benchmarks/fit_number_cuts.py) on single digits and
+# touching pairs composed from the shipped model's validation digits. Predictors whose logits
+# are log-probabilities (ensembles, test-time augmentation, classic models) get the rule fitted
+# on the shipped model's log-softmax instead.
+_LOGIT_RULE = (1.49, 3.37, 11.53)
+_PROBABILITY_RULE = (1.30, 0.94, 1.35)
 _MIN_CUT_ASPECT = 0.7  # narrower ink is one digit: half of all digits, 3% of touching pairs
 _CUTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # centres of the bands a seam may start in
 _REACH = 0.25  # how far (share of the width) a seam may wander from where it starts
@@ -49,7 +50,7 @@ _MIN_PIECE = 0.1  # a cut leaving a piece with less of the ink than this is no c
 class Classifier(Protocol):
   """Anything that reads MNIST-style digits: any Predictor (Flax, classic, ensemble, TTA).
 
-  Its ``logits(images)`` are used where it has them (see _W_PIECES), else the log of these.
+  Its ``logits(images)`` are used where it has them (see _LOGIT_RULE), else the log of these.
   """
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -235,6 +236,7 @@ class _Reader:
   def __init__(self, model: Classifier, ink: np.ndarray):
     self.model, self.ink = model, ink
     self.cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+    self.rule: tuple[float, float, float] | None = None  # set by the first answer
 
   def _key(self, blob: _Blob) -> bytes:
     return np.sort(blob.rows * self.ink.shape[1] + blob.cols).tobytes()
@@ -244,15 +246,19 @@ class _Reader:
     todo = {self._key(b): b for b in blobs if self._key(b) not in self.cache}
     if todo:
       inputs = np.stack([mnist_style(b.image(self.ink))[..., None] for b in todo.values()])
-      for key, x, z in zip(todo, inputs, _logits(self.model, inputs)):
+      logits = _logits(self.model, inputs)
+      if self.rule is None:
+        log_probabilities = np.allclose(np.log(np.exp(logits).sum(-1)), 0, atol=1e-3)
+        self.rule = _PROBABILITY_RULE if log_probabilities else _LOGIT_RULE
+      for key, x, z in zip(todo, inputs, logits):
         self.cache[key] = (x, z)
     return [self.cache[self._key(b)] for b in blobs]
 
   def evidence(self, whole: _Blob, left: _Blob, right: _Blob) -> float:
     """> 0: the model reads ``whole`` better as the two digits ``left`` and ``right``."""
     top = [float(z.max()) for _, z in self.classify([whole, left, right])]
-    return (_W_PIECES * (top[1] + top[2]) / 2 - top[0] + _W_ASPECT * whole.width / whole.height
-            - _BIAS)
+    pieces, aspect, bias = self.rule
+    return pieces * (top[1] + top[2]) / 2 - top[0] + aspect * whole.width / whole.height - bias
 
   def join(self, groups: list[_Blob]) -> list[_Blob]:
     """Joins neighbours whose x-ranges overlap when the model reads them better as one: a 4
