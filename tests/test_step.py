@@ -26,14 +26,11 @@ IMAGES, LABELS = synthetic.strokes(64)
 LR = 0.1
 
 
-def _train_config(**fields):
+def _state(model, **fields) -> state_lib.TrainState:
+  """A fresh state of ``model`` under a constant learning rate (``train.*`` ``fields``)."""
   t = config_lib.defaults().train
   t.update({"schedule": "constant", "learning_rate": LR, **fields})
-  return t
-
-
-def _state(model, **fields) -> state_lib.TrainState:
-  tx = state_lib.make_optimizer(_train_config(**fields), 100)
+  tx = state_lib.make_optimizer(t, 100)
   return state_lib.create_train_state(jax.random.key(0), model, tx, IMAGES.shape[1:])
 
 
@@ -43,8 +40,9 @@ def _step(**options):
   return jax.jit(functools.partial(engine.train_step, **{**defaults, **options}))
 
 
-def _run(state, key=0, images=IMAGES, **options):
-  return _step(**options)(state, images, LABELS, jax.random.key(key))
+def _run(state, key=0, **options):
+  """One train step on the fixed batch: (new state, [loss sum, correct])."""
+  return _step(**options)(state, IMAGES, LABELS, jax.random.key(key))
 
 
 def _differ(a, b) -> bool:
