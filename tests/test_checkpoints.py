@@ -33,3 +33,19 @@ def test_a_field_added_since_the_checkpoint_counts_as_its_default():
   config.train.max_rotation = 10.0
   assert checkpoints.config_differences(saved, checkpoints.config_to_json(config)) == [
       "train.max_rotation: checkpoint has 0.0, config has 10.0"]
+
+
+def test_the_workdir_guard_reads_the_config_orbax_saved(tmp_path):
+  """The guard reads the latest checkpoint's config without Orbax (whose manager is a
+  multi-host collective); this catches a change in Orbax's layout."""
+  from jaxdigits.training import workdir  # pylint: disable=g-import-not-at-top
+  config = config_lib.defaults()
+  config.model.name = "cnn"
+  ckpts = checkpoints.Checkpoints(tmp_path / "checkpoints", config)
+  for step in (1, 2):
+    ckpts.save(step, {"w": jnp.zeros(2)}, {"val_accuracy": 0.5})
+  ckpts.wait()
+  [(where, saved)] = workdir.saved_configs(tmp_path)
+  assert where == tmp_path / "checkpoints" / "2"
+  assert saved == ckpts.saved_config(2) == checkpoints.config_to_json(config)
+  ckpts.close()

@@ -35,13 +35,7 @@ def saved_configs(workdir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
     found.append((workdir / CONFIG_FILE, _read_json(workdir / CONFIG_FILE)))
   ckpt_dir = workdir / "checkpoints"
   if ckpt_dir.is_dir():
-    ckpts = checkpoints.Checkpoints(ckpt_dir)  # read-only: creates nothing
-    try:
-      step = ckpts.latest_step()
-      if step is not None:
-        found.append((ckpt_dir / str(step), ckpts.saved_config(step)))
-    finally:
-      ckpts.close()
+    found += _checkpoint_config(ckpt_dir)
   fitted = workdir / classic.STATE_DIR / CONFIG_FILE
   if fitted.is_file():
     found.append((fitted, _read_json(fitted)))
@@ -111,6 +105,27 @@ def _locked(workdir: Path) -> Iterator[None]:
     yield
   finally:
     os.close(fd)  # closing the file releases the lock
+
+
+def _checkpoint_config(ckpt_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+  """The config of the latest checkpoint, read as the file Orbax wrote it.
+
+  Not through an Orbax CheckpointManager: creating one is a collective of every process of
+  a multi-host run, and only some of them may find the folder already there. Orbax
+  renames a step's folder to its number once complete, so numbered folders are whole.
+  """
+  steps = sorted((int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()), reverse=True)
+  if not steps:
+    return []
+  step_dir = ckpt_dir / str(steps[0])
+  config_file = step_dir / "config" / "metadata"  # Orbax's JsonSave file
+  if config_file.is_file():
+    return [(step_dir, _read_json(config_file))]
+  ckpts = checkpoints.Checkpoints(ckpt_dir)  # another Orbax layout: ask Orbax, read-only
+  try:
+    return [(step_dir, ckpts.saved_config(steps[0]))]
+  finally:
+    ckpts.close()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
