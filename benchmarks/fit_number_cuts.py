@@ -1,6 +1,7 @@
 """Fits the rule by which ``numbers`` reads some ink as one digit or as two.
 
     JAXDIGITS_RAW_DATA=DIR python benchmarks/fit_number_cuts.py [--singles=2000] [--pairs=1000]
+                                                               [--smoke]
 
 Composes single digits and touching pairs (as benchmarks/read_numbers.py does) from the
 shipped model's validation digits (the last 6,000 of MNIST train; test stays unseen), finds
@@ -8,7 +9,9 @@ each one's best cut as ``numbers`` does, and fits a logistic regression on (mean
 logit of the two pieces, largest logit of the whole, width / height). A wrong cut weighs
 ``--cut-cost`` times a missed one: the composed numbers hold ~13 digits apart for each
 touching pair. Prints the fitted constants for numbers.py and the share of singles cut and
-of pairs left whole, under the fit and under the constants numbers.py holds now.
+of pairs left whole, under the fit and under the constants numbers.py holds now. Last line:
+``pieces=… aspect=… bias=… singles_cut=… pairs_whole=…`` (the fit). ``--smoke``: 200 singles
+and 100 pairs.
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ def main() -> None:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--probabilities", action="store_true",
                       help="fit _PROBABILITY_RULE (on log-softmax) instead of _LOGIT_RULE")
+  parser.add_argument("--smoke", action="store_true", help="--singles=200 --pairs=100")
   args = parser.parse_args()
+  if args.smoke:
+    args.singles, args.pairs = 200, 100
   data = load_tfds("mnist", "train", start=54_000)
   images, rng = np.asarray(data.images)[..., 0], np.random.default_rng(args.seed)
   model = jaxdigits.load()
@@ -80,10 +86,14 @@ def main() -> None:
   print(f"asked: {int((~y).sum())} of {args.singles} singles, {int(y.sum())} of "
         f"{args.pairs} pairs")
   print(f"{name} = ({rule[0]:.2f}, {rule[1]:.2f}, {rule[2]:.2f})")
+  rates = {}
   for name, (wp, wa, b) in (("fit", rule), ("numbers.py", getattr(numbers, name))):
     cut = wp * x[:, 0] - x[:, 1] + wa * x[:, 2] > b
-    print(f"{name}: singles cut {np.sum(cut & ~y) / args.singles:.4f}, pairs asked and left "
-          f"whole {np.sum(~cut & y) / args.pairs:.4f}")
+    rates[name] = (np.sum(cut & ~y) / args.singles, np.sum(~cut & y) / args.pairs)
+    print(f"{name}: singles cut {rates[name][0]:.4f}, pairs asked and left "
+          f"whole {rates[name][1]:.4f}")
+  print(f"pieces={rule[0]:.2f} aspect={rule[1]:.2f} bias={rule[2]:.2f} "
+        f"singles_cut={rates['fit'][0]:.4f} pairs_whole={rates['fit'][1]:.4f}")
 
 
 if __name__ == "__main__":

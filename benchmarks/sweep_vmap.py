@@ -18,7 +18,7 @@ from absl import app, flags, logging
 
 import _smoke
 from jaxdigits import config as config_lib
-from jaxdigits.sweeps import runner as sweep
+from jaxdigits.sweeps import runner as sweep, spec
 
 flags.DEFINE_integer("epochs", 1, "Epochs per trial.")
 flags.DEFINE_integer("train_limit", 12_800, "Training examples per trial (0: all 54,000).")
@@ -33,7 +33,7 @@ def main(_):
   base.train.num_epochs = FLAGS.epochs
   base.data.train_limit = FLAGS.train_limit
   base.progress_bar = False
-  definition = sweep.load_sweep(REPO / "configs" / "sweeps" / "cnn_lr.py")
+  definition = spec.load_sweep(REPO / "configs" / "sweeps" / "cnn_lr.py")
   if FLAGS.smoke:
     _smoke.shrink(base)
     grid = definition["parameters"]
