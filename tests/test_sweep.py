@@ -195,3 +195,14 @@ def test_classic_sweep_selects_on_validation_and_tests_only_the_best(tmp_path, r
   for r in rows:  # trials never computed test accuracy
     final = json.loads((tmp_path / r["trial"] / "metrics.jsonl").read_text().splitlines()[-1])
     assert "test_accuracy" not in final and final["val_accuracy"] == r["val_accuracy"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("def get_sweep(:\n", "invalid syntax at line 1"),
+    ("SWEEP = {}\n", "defines no get_sweep"),
+    ("def get_sweep():\n  return [1]\n", "must return a dict, got list")])
+def test_a_broken_sweep_file_is_named(text, match, tmp_path):
+  path = tmp_path / "s.py"
+  path.write_text(text)
+  with pytest.raises(SweepError, match=rf"sweep file {path}.*{match}"):
+    spec.load_sweep(path)

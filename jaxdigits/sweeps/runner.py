@@ -96,7 +96,8 @@ def _write_results(rows, best, fields, workdir: Path, dirs: list[Path]) -> None:
     r = rows[i]
     test = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "-"
     print(f"{r['trial']:10s} " + " ".join(f"{r[f]!s:>22.22s}" for f in fields)
-          + f"   {r['val_accuracy']:.4f}  {test:>8s}" + ("  <- best on validation" if i == best else ""))
+          + f"   {r['val_accuracy']:.4f}  {test:>8s}"
+          + ("  <- best on validation" if i == best else ""))
 
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")

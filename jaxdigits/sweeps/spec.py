@@ -29,10 +29,19 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
   """``get_sweep()`` of a sweep file."""
   try:
     module = types.ModuleType("sweep_definition")
-    exec(compile(Path(path).read_text(), str(path), "exec"), module.__dict__)  # pylint: disable=exec-used
+    code = compile(Path(path).read_text(), str(path), "exec")
+    exec(code, module.__dict__)  # pylint: disable=exec-used
   except OSError as e:
     raise SweepError(f"sweep file {path} cannot be read: {e}") from e
-  return module.get_sweep()
+  except SyntaxError as e:
+    raise SweepError(f"sweep file {path}: {e.msg} at line {e.lineno}; fix the file") from e
+  if not callable(getattr(module, "get_sweep", None)):
+    raise SweepError(f"sweep file {path} defines no get_sweep(); see configs/sweeps/*.py")
+  sweep = module.get_sweep()
+  if not isinstance(sweep, dict):
+    raise SweepError(f"sweep file {path}: get_sweep() must return a dict, got "
+                     f"{type(sweep).__name__}")
+  return sweep
 
 
 def _get(config: ml_collections.ConfigDict, field: str) -> Any:
@@ -88,7 +97,9 @@ def expand(sweep: dict[str, Any], base: ml_collections.ConfigDict) -> list[dict[
   return trials
 
 
-def trial_config(base: ml_collections.ConfigDict, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+def trial_config(base: ml_collections.ConfigDict,
+                 overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+  """``base`` with a trial's overrides, validated (a bad value is the trial's SweepError)."""
   config = ml_collections.ConfigDict(base.to_dict())
   for field, value in overrides.items():
     *path, name = field.split(".")

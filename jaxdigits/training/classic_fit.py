@@ -1,4 +1,4 @@
-"""Fitting classic models (kNN, SVMs, random forest): the engine's program for a model without epochs.
+"""Fitting classic models (kNN, SVMs, random forest): the engine's run for a model without epochs.
 
 ``engine.train_and_evaluate`` claims the workdir (the same config guard and lock as a Flax
 run) and hands any ``config.model.name`` in ``models.CLASSIC`` here. The fitted state goes

@@ -67,7 +67,8 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array, key: jax
     sums = jax.lax.psum(sums, axis_name)
   tx = state.tx if tx is None else tx
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
+  state = state.replace(step=state.step + 1,
+                        params=optax.apply_updates(state.params, param_updates),
                         opt_state=opt_state, batch_stats=updates["batch_stats"])
   return state, sums
 
@@ -157,19 +158,8 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
   total_steps = steps_per_epoch * t.num_epochs
   keys = [jax.random.split(jax.random.key(c.seed), 3) for c in configs]
   setup_start = time.perf_counter()
-  # One optimizer for the state's structure; a vmapped program passes each trial's
-  # hyperparameters to its steps as traced values.
-  state = program.init([k[0] for k in keys], make_optimizer(t, total_steps),
-                       splits.train.images.shape[1:])
-  start_epoch = min(c.latest_step() or 0 for c in ckpts)
-  if start_epoch:
-    state = program.from_views([c.restore(start_epoch, program.view(state, j))
-                                for j, c in enumerate(ckpts)])
-  data = program.place_data(splits.train.images, splits.train.labels)
-  compile_start = time.perf_counter()
-  steps = _compile(program, t, state, data, [k[2] for k in keys], steps_per_epoch,
-                   total_steps) if start_epoch < t.num_epochs else {}
-  compile_seconds = time.perf_counter() - compile_start
+  state, start_epoch, steps, compile_seconds = _start(program, t, ckpts, splits, keys,
+                                                      total_steps)
   train_seconds = time.perf_counter() - setup_start
   progress = Progress(total_steps=total_steps, bar=configs[0].progress_bar, enabled=lead,
                       initial_step=min(start_epoch, t.num_epochs) * steps_per_epoch)
@@ -207,9 +197,31 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
   return finals
 
 
+def _start(program: programs.Program, t: ml_collections.ConfigDict,
+           ckpts: Sequence[checkpoints.Checkpoints], splits: pipeline.Splits,
+           keys: list[jax.Array], total_steps: int) -> tuple[Any, int, dict[int, Any], float]:
+  """The trials' state (restored where the slowest stopped), with the training split on the
+  devices: (state, first epoch to run, compiled steps, seconds spent compiling)."""
+  # One optimizer for the state's structure; a vmapped program passes each trial's
+  # hyperparameters to its steps as traced values.
+  state = program.init([k[0] for k in keys], make_optimizer(t, total_steps),
+                       splits.train.images.shape[1:])
+  start_epoch = min(c.latest_step() or 0 for c in ckpts)
+  if start_epoch:
+    state = program.from_views([c.restore(start_epoch, program.view(state, j))
+                                for j, c in enumerate(ckpts)])
+  if start_epoch >= t.num_epochs:
+    return state, start_epoch, {}, 0.0
+  data = program.place_data(splits.train.images, splits.train.labels)
+  compile_start = time.perf_counter()
+  steps = _compile(program, t, state, data, [k[2] for k in keys], total_steps,
+                   len(splits.train) // t.batch_size)
+  return state, start_epoch, steps, time.perf_counter() - compile_start
+
+
 def _compile(program: programs.Program, t: ml_collections.ConfigDict, state: Any,
-             data: Any, step_keys: list[jax.Array], steps_per_epoch: int,
-             total_steps: int) -> dict[int, programs.Steps]:
+             data: Any, step_keys: list[jax.Array], total_steps: int,
+             steps_per_epoch: int) -> dict[int, programs.Steps]:
   """The epoch plan's programs, by steps per call, compiled ahead of the first step so that
   compilation (which dominates a short run on a GPU) is reported apart from the steps."""
   chunk = min(t.steps_per_call, steps_per_epoch)
