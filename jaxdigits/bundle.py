@@ -1,23 +1,26 @@
-"""Shareable model bundles: export a trained run, verify a bundle, read it back.
+"""Shareable model bundles: export a trained run, and read its Flax variables back.
 
 A bundle is a folder:
 
   manifest.json     format and version, and the size and sha256 of every other file
   config.json       the exact training config (ConfigDict as JSON)
-  model_card.json   dataset and splits, preprocessing, measured accuracy, versions, date
+  model_card.json   dataset and splits, preprocessing, measured accuracy, versions, date, and
+                    the contract of the exported files (``exporters.contract``)
   params/           the inference variables (params, batch_stats), an Orbax checkpoint
+  model.onnx        the forward pass for onnxruntime (jax2onnx), served without JAX
+  model.stablehlo   the forward pass as a serialised ``jax.export``, batch dimension symbolic
 
-No pickle anywhere: Orbax stores arrays as tensorstore/OCDBT files, the rest is JSON. The
-checksums catch damage and edits (a truncated download, a changed byte, a missing or extra
-file); they do not stop a forger who also rewrites the manifest: compare the bundle's
-``digest`` with the one its author published, or check it with ``verify(path, digest)``.
-``jaxdigits.load(path)`` verifies a bundle and serves it as a Predictor.
+No pickle anywhere: Orbax stores arrays as tensorstore/OCDBT files, the rest is JSON, ONNX
+protobuf and a StableHLO flatbuffer. ``manifest`` (JAX-free) lists and verifies the files;
+``jaxdigits.load(path)`` verifies a bundle and serves it as a Predictor (``runtime="onnx"``:
+through onnxruntime). Bundles written before the two exported files existed still load with
+the JAX runtime.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
+import importlib.util
 import json
 import platform
 import shutil
@@ -32,34 +35,17 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxdigits import __version__, checkpoints, config as config_lib, records
+from jaxdigits import __version__, checkpoints, config as config_lib, exporters, models, records
+from jaxdigits import manifest as manifest_lib
 from jaxdigits.errors import BundleError
 from jaxdigits.inference import restore
+from jaxdigits.inference.onnx_runtime import OnnxPredictor
+from jaxdigits.inference.predictor import FlaxPredictor
+# Re-exported: bundle.verify, bundle.PRETRAINED and the file names stay this module's API.
+from jaxdigits.manifest import (  # noqa: F401
+    CARD, CONFIG, FORMAT, FORMAT_VERSION, MANIFEST, ONNX, PARAMS, PRETRAINED, STABLEHLO,
+    read_config, read_json, verify)
 from jaxdigits.models import classic
-
-FORMAT = "jaxdigits-bundle"
-FORMAT_VERSION = 1  # bump when a reader of the old format could misread the new one
-MANIFEST, CONFIG, CARD, PARAMS = "manifest.json", "config.json", "model_card.json", "params"
-# The default CNN, shipped in the package; the README's pretrained-command says how it was made.
-PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "mnist_cnn"
-
-
-def _sha256(path: Path) -> str:
-  h = hashlib.sha256()
-  with path.open("rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
-
-
-def _files(root: Path) -> list[str]:
-  return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
-def _digest(files: dict[str, dict[str, Any]]) -> str:
-  """One sha256 over every file's name and checksum: the bundle's identity."""
-  lines = "".join(f"{name} {entry['sha256']}\n" for name, entry in sorted(files.items()))
-  return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -105,7 +91,14 @@ def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str
          card: dict[str, Any]) -> dict[str, Any]:
   """Writes a bundle folder at ``out`` (which must not exist yet) and returns its manifest.
 
-  ``variables`` may live on any devices with any sharding; Orbax saves one copy.
+  ``variables`` may live on any devices with any sharding; Orbax saves one copy. The
+  exported files are made from the same variables, and ``card`` gets their record under
+  ``"export"`` (``exporters.export_all``: the contract, and per file what was written or
+  why that format refused the model).
+
+  Raises:
+    BundleError: ``out`` exists, or an exporter mistranslated the model (its logits strayed
+      from JAX's on the probe batch).
   """
   out = Path(out).absolute()
   if out.exists():
@@ -120,18 +113,17 @@ def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str
     with ocp.StandardCheckpointer() as ckptr:
       ckptr.save(tmp / PARAMS, variables)
       ckptr.wait_until_finished()
+    # On the host, so the exported constants do not depend on the devices they came from.
+    predictor = FlaxPredictor(config, models.build(config.model), jax.device_get(variables))
+    card = {**card, "export": exporters.export_all(predictor, tmp)}
     (tmp / CONFIG).write_text(json.dumps(checkpoints.config_to_json(config), indent=2) + "\n")
     (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    files = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
-             for name in _files(tmp)}
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "written_by": f"jaxdigits {__version__}", "digest": _digest(files), "files": files}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    written = manifest_lib.write(tmp)
     tmp.rename(out)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  return manifest
+  return written
 
 
 def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
@@ -153,71 +145,6 @@ def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
   return save(out, config, variables, card)
 
 
-def _read_json(path: Path, what: str) -> Any:
-  try:
-    return json.loads(path.read_text())
-  except FileNotFoundError:
-    raise BundleError(f"{path}: missing; the bundle is incomplete, copy or download all of "
-                      f"it again") from None
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise BundleError(f"{path}: {what} is not valid JSON ({e}); the bundle is damaged, copy "
-                      f"or download it again") from None
-
-
-def verify(path: str | Path, digest: str | None = None) -> dict[str, Any]:
-  """Checks a bundle's format, version and every file's size and checksum; returns the manifest.
-
-  Raises:
-    BundleError: naming the first thing wrong (missing, truncated, altered or extra file,
-      unknown format, a format newer than this jaxdigits reads, unexpected digest).
-  """
-  root = Path(path)
-  if not root.is_dir():
-    raise BundleError(f"{root}: no such bundle folder (make one with python -m "
-                      f"jaxdigits.export --workdir=RUN --out={root})")
-  if not (root / MANIFEST).is_file() and (root / "checkpoints").is_dir():
-    raise BundleError(f"{root} is a training workdir, not a bundle: export it first with "
-                      f"python -m jaxdigits.export --workdir={root} --out=BUNDLE")
-  manifest = _read_json(root / MANIFEST, "the manifest")
-  if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-    raise BundleError(f"{root / MANIFEST}: not a jaxdigits bundle manifest (format is "
-                      f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, "
-                      f"expected {FORMAT!r})")
-  version = manifest.get("format_version")
-  if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-    raise BundleError(f"{root / MANIFEST}: bundle format version {version!r} "
-                      f"(written by {manifest.get('written_by', 'an unknown writer')}) is not "
-                      f"readable by jaxdigits {__version__}, which reads versions 1 to "
-                      f"{FORMAT_VERSION}: upgrade jaxdigits, or re-export the bundle with this "
-                      f"version")
-  files = manifest.get("files")
-  if not isinstance(files, dict) or not files:
-    raise BundleError(f"{root / MANIFEST}: lists no files; the manifest is damaged")
-  for name, entry in sorted(files.items()):
-    file = root / name
-    if not file.is_file():
-      raise BundleError(f"{file}: missing; the bundle is incomplete, copy or download all of "
-                        f"it again")
-    size = file.stat().st_size
-    if size != entry.get("bytes"):
-      raise BundleError(f"{file}: {size} bytes, the manifest says {entry.get('bytes')}; the "
-                        f"file is truncated or altered, copy or download the bundle again")
-    if _sha256(file) != entry.get("sha256"):
-      raise BundleError(f"{file}: content does not match its sha256 in the manifest; the "
-                        f"file was altered or damaged, copy or download the bundle again")
-  extra = sorted(set(_files(root)) - set(files) - {MANIFEST})
-  if extra:
-    raise BundleError(f"{root / extra[0]}: not listed in the manifest; files were added to "
-                      f"the bundle after export, remove them or use the original bundle")
-  if manifest.get("digest") != _digest(files):
-    raise BundleError(f"{root / MANIFEST}: its digest does not match its file list; the "
-                      f"manifest was edited, use the original bundle")
-  if digest is not None and digest != manifest["digest"]:
-    raise BundleError(f"{root}: digest {manifest['digest']} is not the expected {digest}; "
-                      f"this is a different or modified bundle")
-  return manifest
-
-
 def read(path: str | Path, digest: str | None = None
          ) -> tuple[ml_collections.ConfigDict, nn.Module, dict[str, Any]]:
   """A verified bundle's config, module and variables, on this process's first device.
@@ -231,11 +158,11 @@ def read(path: str | Path, digest: str | None = None
   """
   root = Path(path).absolute()  # Orbax refuses relative paths
   verify(root, digest)
-  config = ml_collections.ConfigDict(_read_json(root / CONFIG, "the config"))
+  config = read_config(root)
   try:
     module, abstract = restore.abstract_variables(config)
   except (ValueError, AttributeError, KeyError) as e:
-    writer = _read_json(root / MANIFEST, "the manifest").get("written_by")
+    writer = read_json(root / MANIFEST, "the manifest").get("written_by")
     raise BundleError(f"{root / CONFIG}: this jaxdigits {__version__} cannot build the "
                       f"bundle's model ({e}); upgrade jaxdigits to the version that wrote it "
                       f"({writer})") from None
@@ -247,3 +174,32 @@ def read(path: str | Path, digest: str | None = None
                       f"{root / CONFIG} ({type(e).__name__}: {str(e)[:300]}); the bundle is "
                       f"inconsistent, re-export it") from None
   return config, module, dict(variables)
+
+
+def check_exports(path: str | Path) -> dict[str, float | str]:
+  """Runs a verified bundle's exported files on a probe batch against its JAX variables.
+
+  Returns, per exported file the bundle holds, the largest |logit difference| from JAX, or
+  why it could not run here (ONNX without onnxruntime installed).
+
+  Raises:
+    BundleError: naming the bundle's first fault (see ``read``), or an exported file that
+      does not load here or strays from JAX's logits by more than ``exporters.TOLERANCE``.
+  """
+  root = Path(path).absolute()
+  predictor = FlaxPredictor(*read(root))
+  listed = read_json(root / MANIFEST, "the manifest")["files"]
+  images = np.random.default_rng(0).integers(0, 256, (3, *predictor.input_shape), np.uint8)
+  want = predictor.logits(images)
+  found: dict[str, float | str] = {}
+  if ONNX in listed and importlib.util.find_spec("onnxruntime") is None:
+    found[ONNX] = "not run here: onnxruntime is not installed (pip install 'jaxdigits[onnx]')"
+  elif ONNX in listed:
+    served = OnnxPredictor.load(root / ONNX, predictor.config, listed[ONNX]["sha256"])
+    found[ONNX] = exporters.check_close(str(root / ONNX), served.logits(images), want)
+  if STABLEHLO in listed:
+    from jaxdigits.exporters import stablehlo  # pylint: disable=g-import-not-at-top
+    found[STABLEHLO] = exporters.check_close(
+        str(root / STABLEHLO),
+        stablehlo.load_stablehlo(root / STABLEHLO)(images * np.float32(1 / 255)), want)
+  return found

@@ -13,7 +13,8 @@ import pytest
 
 import jaxdigits
 from conftest import REPO
-from jaxdigits import bundle
+from jaxdigits import bundle, manifest
+from jaxdigits.cli import export as export_cli
 
 # Trains a tiny run with the sharded strategy on 2 simulated CPU devices and bundles it from
 # variables replicated over that mesh, then saves the logits it computes for a fixed batch.
@@ -50,6 +51,9 @@ predictor = jaxdigits.load(sys.argv[1])
 images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
 np.testing.assert_allclose(predictor.logits(images), np.load(sys.argv[1] + ".logits.npy"),
                            rtol=1e-5, atol=1e-5)
+# The exported files were made from the 2-device variables too.
+np.testing.assert_allclose(jaxdigits.load(sys.argv[1], runtime="onnx").logits(images),
+                           np.load(sys.argv[1] + ".logits.npy"), rtol=0, atol=1e-4)
 print("loaded on", jax.devices()[0].platform)
 """
 
@@ -81,8 +85,17 @@ def test_export_cli_writes_a_self_describing_bundle(two_device_bundle, data_env,
   assert out.returncode == 0, out.stderr[-3000:]
   assert "digest" in out.stdout
   names = set(json.loads((tmp_path / "b" / "manifest.json").read_text())["files"])
-  assert {"config.json", "model_card.json"} <= names and any(n.startswith("params/") for n in names)
+  assert {"config.json", "model_card.json", "model.onnx", "model.stablehlo"} <= names
+  assert any(n.startswith("params/") for n in names)
   card = json.loads((tmp_path / "b" / "model_card.json").read_text())
+  # The exported files: made from the same variables, checked against JAX when written.
+  exported = card["export"]
+  assert exported["contract"]["input"]["shape"] == ["N", 28, 28, 1]
+  assert exported["contract"]["output"]["shape"] == ["N", 10]
+  for name in ("model.onnx", "model.stablehlo"):
+    assert exported["files"][name]["bytes"] == (tmp_path / "b" / name).stat().st_size
+    assert exported["files"][name]["probe_max_abs_diff"] <= 1e-4
+    assert f"  {name}: " in out.stdout
   assert card["dataset"] == "mnist" and card["splits"]["test"] == 10_000
   assert 0 < card["metrics"]["test_accuracy"] <= 1
   assert set(card["versions"]) >= {"jaxdigits", "jax", "flax"} and card["created"]
@@ -95,7 +108,9 @@ def test_export_cli_writes_a_self_describing_bundle(two_device_bundle, data_env,
 
 def test_shipped_model_works_offline():
   files = [p for p in bundle.PRETRAINED.rglob("*") if p.is_file()]
-  assert sum(p.stat().st_size for p in files) < 3_000_000
+  # Package data: the variables (1.5 MB) and the ONNX and StableHLO exports (1.6 MB each).
+  assert sum(p.stat().st_size for p in files) < 5_500_000
+  assert {"model.onnx", "model.stablehlo"} <= {p.name for p in files}
   card = json.loads((bundle.PRETRAINED / "model_card.json").read_text())
   assert card["model"]["name"] == "cnn" and card["metrics"]["test_accuracy"] >= 0.99
   predictor = jaxdigits.load()
@@ -115,7 +130,8 @@ def copy(tmp_path):
 
 
 def _largest_param_file(path):
-  return max((p for p in (path / "params").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+  return max((p for p in (path / "params").rglob("*") if p.is_file()),
+             key=lambda p: p.stat().st_size)
 
 
 def _refused(path, *words, digest=None):
@@ -153,12 +169,12 @@ def test_missing_and_extra_files_are_refused(copy, tmp_path):
 
 
 def test_newer_format_and_broken_manifest_are_refused(copy):
-  manifest = json.loads((copy / "manifest.json").read_text())
-  (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+  listed = json.loads((copy / "manifest.json").read_text())
+  (copy / "manifest.json").write_text(json.dumps({**listed, "format_version": 99}))
   _refused(copy, "format version 99", "upgrade jaxdigits")
-  (copy / "manifest.json").write_text(json.dumps(manifest)[:-20])
+  (copy / "manifest.json").write_text(json.dumps(listed)[:-20])
   _refused(copy, "manifest.json", "not valid JSON")
-  (copy / "manifest.json").write_text(json.dumps({**manifest, "format": "something-else"}))
+  (copy / "manifest.json").write_text(json.dumps({**listed, "format": "something-else"}))
   _refused(copy, "not a jaxdigits bundle")
 
 
@@ -167,11 +183,11 @@ def test_unknown_model_and_wrong_digest_are_refused(copy):
   config["model"]["name"] = "transformer9000"
   text = json.dumps(config)
   (copy / "config.json").write_text(text)
-  manifest = json.loads((copy / "manifest.json").read_text())
-  manifest["files"]["config.json"] = {"bytes": len(text.encode()),
-                                      "sha256": bundle._sha256(copy / "config.json")}
-  manifest["digest"] = bundle._digest(manifest["files"])
-  (copy / "manifest.json").write_text(json.dumps(manifest))
+  listed = json.loads((copy / "manifest.json").read_text())
+  listed["files"]["config.json"] = {"bytes": len(text.encode()),
+                                    "sha256": manifest.sha256(copy / "config.json")}
+  listed["digest"] = manifest.digest_of(listed["files"])
+  (copy / "manifest.json").write_text(json.dumps(listed))
   _refused(copy, "config.json", "transformer9000")
   _refused(bundle.PRETRAINED, "is not the expected", digest="0" * 64)
 
@@ -187,6 +203,13 @@ def test_not_a_bundle_says_what_to_do(tmp_path):
     bundle.export(tmp_path / "knn", tmp_path / "knn_bundle")
 
 
+def test_export_of_several_runs_says_how_to_serve_an_ensemble(tmp_path, capsys):
+  assert export_cli.main([f"--workdir={tmp_path}/a,{tmp_path}/b", f"--out={tmp_path}/e"]) == 2
+  err = capsys.readouterr().err
+  assert "a bundle holds one model" in err and "--checkpoint=BUNDLE_A,BUNDLE_B" in err, err
+  assert not (tmp_path / "e").exists()
+
+
 def _refused_verify(path) -> str:
   with pytest.raises(bundle.BundleError) as e:
     bundle.verify(path)
@@ -194,7 +217,8 @@ def _refused_verify(path) -> str:
 
 
 def test_import_jaxdigits_is_light():
-  code = "import sys, jaxdigits; print(sorted(m for m in ('jax', 'flax', 'gradio') if m in sys.modules))"
+  code = ("import sys, jaxdigits; "
+          "print(sorted(m for m in ('jax', 'flax', 'gradio') if m in sys.modules))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={**os.environ})
   assert out.stdout.strip() == "[]", out.stderr

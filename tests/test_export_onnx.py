@@ -1,13 +1,33 @@
-"""ONNX and StableHLO exports: the same logits as JAX on all of MNIST test, served without JAX.
+"""ONNX and StableHLO exports: JAX's logits on MNIST test, served without JAX, refused when changed.
 
-Fidelity does not need trained weights, so the ResNet and M5 layouts are randomly
-initialised; the CNN is the shipped, trained one. BatchNorm runs in inference mode.
+What each test covers (tolerance: max |logit - JAX's| <= 1e-4, argmax equal on every image):
+
+* the shipped bundle's own ``model.onnx`` and ``model.stablehlo`` (the trained CNN) on all
+  10,000 MNIST test images, and on batches of 1 and 7 (the batch is symbolic);
+* exports made here of the ResNet layout (configs/resnet.py, full width) and the M5 layout at
+  a quarter of its width on all 10,000 images, and M5 at full width on the first 1,000 (XLA
+  needs ~6 s of CPU per 1,000 full-width M5 images, twice: all 10,000 would cost ~2 minutes);
+  these are randomly initialised (fidelity needs no training) with non-trivial BatchNorm
+  statistics, so inference mode is what both files must reproduce;
+* an ensemble exported as one graph (2,000 images), test-time augmentation exported to
+  StableHLO and refused for ONNX (300 images), the linear SVM (both formats; HOG features:
+  StableHLO only, 1,000 images), the other classic models refused by name; without the
+  'onnx' extra, the model card says how to add model.onnx;
+* a changed byte of a bundle's ``model.onnx``: refused by ``jaxdigits.load(runtime="onnx")``
+  and ``export --verify``, naming the file; a bundle without the exported files (as written
+  before they existed) loads with JAX and is refused by name for ONNX; damaged files;
+* serving: ``jaxdigits.load(bundle, runtime="onnx").predict([png])`` in a fresh interpreter
+  imports no jax, jaxlib, flax, orbax or tensorflow_datasets and answers as JAX does; the
+  Predictor contract; ``predict --runtime=onnx`` gives ``--runtime=jax``'s digits; the demo
+  with ``--runtime=onnx`` serves ``/predict``.
+
+The whole file costs ~80 s of CPU (one core busy) on the shared 2-core machine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -21,16 +41,19 @@ from PIL import Image
 
 import jaxdigits
 from conftest import REPO
-from jaxdigits import config as config_lib, exporters, models
+from demo_server import running_demo
+from jaxdigits import bundle, config as config_lib, exporters, manifest, models
+from jaxdigits.cli import export as export_cli, predict as predict_cli
 from jaxdigits.data import augment, load_tfds
-from jaxdigits.errors import BundleError
+from jaxdigits.errors import BundleError, ImageError
 from jaxdigits.exporters import onnx as onnx_export, stablehlo
 from jaxdigits.inference import wrappers
-from jaxdigits.inference.onnx_runtime import OnnxPredictor, Prediction
+from jaxdigits.inference.onnx_runtime import OnnxPredictor
 from jaxdigits.inference.predictor import ClassicPredictor, FlaxPredictor
 from jaxdigits.models import classic, features
 
 TOL = 1e-4
+SHIPPED = bundle.PRETRAINED
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +67,13 @@ def shipped():
 
 
 @pytest.fixture(scope="module")
-def shipped_files(shipped, tmp_path_factory):
-  out = tmp_path_factory.mktemp("export")
-  card = exporters.export_all(shipped, out)
-  return out, card["files"][exporters.ONNX_FILE], card["files"][exporters.STABLEHLO_FILE]
+def pngs(mnist_test, tmp_path_factory):
+  """Three test digits as a user's files: dark ink on white paper."""
+  root = tmp_path_factory.mktemp("pngs")
+  paths = [root / f"digit{i}.png" for i in range(3)]
+  for i, path in enumerate(paths):
+    Image.fromarray(255 - mnist_test.images[i, ..., 0]).save(path)
+  return paths
 
 
 def random_flax(config_file: str, **model_changes) -> FlaxPredictor:
@@ -65,7 +91,7 @@ def random_flax(config_file: str, **model_changes) -> FlaxPredictor:
 
 def stablehlo_logits(path, images: np.ndarray, batch: int = 500) -> np.ndarray:
   loaded = stablehlo.load_stablehlo(path)
-  return np.concatenate([loaded(images[i:i + batch].astype(np.float32) / np.float32(255))
+  return np.concatenate([loaded(images[i:i + batch].astype(np.float32) * np.float32(1 / 255))
                          for i in range(0, len(images), batch)])
 
 
@@ -80,7 +106,8 @@ def assert_same(got: np.ndarray, want: np.ndarray, what: str) -> None:
 def check_both(predictor, images: np.ndarray, tmp_path) -> None:
   want = np.asarray(predictor.logits(images), np.float32)
   onnx_export.to_onnx(exporters.forward_of(predictor, "onnx"), tmp_path / "m.onnx")
-  assert_same(OnnxPredictor.load(tmp_path / "m.onnx").logits(images), want, "onnx")
+  assert_same(OnnxPredictor.load(tmp_path / "m.onnx", predictor.config).logits(images), want,
+              "onnx")
   check_stablehlo(predictor, images, tmp_path, want)
 
 
@@ -90,49 +117,47 @@ def check_stablehlo(predictor, images: np.ndarray, tmp_path, want=None) -> None:
   assert_same(stablehlo_logits(tmp_path / "m.stablehlo", images), want, "stablehlo")
 
 
-def test_shipped_cnn_exports_equal_jax_on_mnist_test(shipped, shipped_files, mnist_test):
-  out, onnx_info, hlo_info = shipped_files
+def test_shipped_bundle_exports_equal_jax_on_mnist_test(shipped, mnist_test):
   want = shipped.logits(mnist_test.images)
-  served = OnnxPredictor.load(out / exporters.ONNX_FILE)
+  served = jaxdigits.load(runtime="onnx")
+  assert isinstance(served, OnnxPredictor) and served.path == SHIPPED / manifest.ONNX
   assert_same(served.logits(mnist_test.images), want, "onnx")
-  assert_same(stablehlo_logits(out / exporters.STABLEHLO_FILE, mnist_test.images), want,
+  assert_same(stablehlo_logits(SHIPPED / manifest.STABLEHLO, mnist_test.images), want,
               "stablehlo")
   # Any batch size, one compiled file: a single image and an odd batch.
   for n in (1, 7):
     assert_same(served.logits(mnist_test.images[:n]), want[:n], f"onnx N={n}")
-    assert_same(stablehlo_logits(out / exporters.STABLEHLO_FILE, mnist_test.images[:n]),
+    assert_same(stablehlo_logits(SHIPPED / manifest.STABLEHLO, mnist_test.images[:n]),
                 want[:n], f"stablehlo N={n}")
-  assert served.input_shape == (28, 28, 1)
-  assert onnx_info["opset"] == onnx_export.OPSET
-  assert set(hlo_info["platforms"]) == {"cpu", "cuda"}
+  card = json.loads((SHIPPED / manifest.CARD).read_text())["export"]
+  assert card["contract"]["input"] == {
+      "dtype": "float32", "shape": ["N", 28, 28, 1], "range": [0.0, 1.0],
+      "format": "MNIST-style: bright ink on black, as jaxdigits.inference.preprocess."
+                "to_mnist_style makes it, divided by 255"}
+  assert card["contract"]["output"]["shape"] == ["N", 10]
+  assert card["files"][manifest.ONNX]["opset"] == onnx_export.OPSET
+  assert set(card["files"][manifest.STABLEHLO]["platforms"]) == {"cpu", "cuda"}
   accuracy = np.mean(served.logits(mnist_test.images).argmax(-1) == mnist_test.labels)
-  assert accuracy > 0.98, accuracy  # the trained weights came through, not just shapes
+  assert accuracy > 0.99, accuracy  # the trained weights came through, not just shapes
 
 
-@pytest.mark.parametrize("config_file,changes", [
-    ("resnet.py", {}),
-    # The M5 layout (five VALID 5x5 conv-BN-ReLU layers, no pooling, no hidden dense) at a
-    # quarter of its width; the full width runs in the slow test below.
-    ("m5.py", {"features": (8, 16, 24, 32, 40)}),
-], ids=["resnet", "m5_narrow"])
-def test_layouts_export_equal_jax_on_mnist_test(config_file, changes, mnist_test, tmp_path):
-  check_both(random_flax(config_file, **changes), mnist_test.images, tmp_path)
-
-
-@pytest.mark.slow
-def test_full_width_m5_exports_equal_jax_on_mnist_test(mnist_test, tmp_path):
-  # ~4 minutes on a shared 2-core CPU: XLA runs M5 on 10,000 images in ~100 s, twice.
-  check_both(random_flax("m5.py"), mnist_test.images, tmp_path)
+@pytest.mark.parametrize("config_file,changes,count", [
+    ("resnet.py", {}, 10_000),
+    # The M5 layout (five VALID 5x5 conv-BN-ReLU layers, no pooling, no hidden dense).
+    ("m5.py", {"features": (8, 16, 24, 32, 40)}, 10_000),
+    ("m5.py", {}, 1_000),
+], ids=["resnet", "m5_quarter_width", "m5_full_width"])
+def test_layouts_export_equal_jax_on_mnist_test(config_file, changes, count, mnist_test,
+                                                tmp_path):
+  check_both(random_flax(config_file, **changes), mnist_test.images[:count], tmp_path)
 
 
 def test_ensemble_exports_as_one_graph(mnist_test, tmp_path):
-  members = [random_flax("cnn.py", features=(8, 16), dense=32) for _ in range(2)]
-  # Different weights per member: re-initialise the second.
-  second = members[1]
-  variables = second.module.init(jax.random.key(7), jnp.zeros((1, 28, 28, 1)), train=False)
-  members[1] = FlaxPredictor(second.config, second.module, variables)
-  ensemble = wrappers.Ensemble((members[0], members[1]))
-  check_both(ensemble, mnist_test.images[:2000], tmp_path)
+  first = random_flax("cnn.py", features=(8, 16), dense=32)
+  # Different weights for the second member.
+  second = FlaxPredictor(first.config, first.module, first.module.init(
+      jax.random.key(7), jnp.zeros((1, 28, 28, 1)), train=False))
+  check_both(wrappers.Ensemble((first, second)), mnist_test.images[:2000], tmp_path)
   graph = onnx.load(tmp_path / "m.onnx").graph
   assert len(graph.input) == 1 and len(graph.output) == 1
 
@@ -141,12 +166,23 @@ def test_test_time_augmentation_exports_to_stablehlo_only(shipped, mnist_test, t
   augmented = wrappers.Augmented(shipped, augment.TTA_VIEWS)
   card = exporters.export_all(augmented, tmp_path)
   assert "test-time augmentation (--tta) does not export to ONNX" in (
-      card["files"][exporters.ONNX_FILE]["refused"])
-  assert not (tmp_path / exporters.ONNX_FILE).exists()
-  images = mnist_test.images[:1000]
-  assert_same(stablehlo_logits(tmp_path / exporters.STABLEHLO_FILE, images),
+      card["files"][manifest.ONNX]["refused"])
+  assert not (tmp_path / manifest.ONNX).exists()
+  images = mnist_test.images[:300]
+  assert_same(stablehlo_logits(tmp_path / manifest.STABLEHLO, images),
               np.asarray(augmented.logits(images), np.float32), "stablehlo")
   assert card["contract"]["input"]["shape"] == ["N", 28, 28, 1]
+
+
+def test_without_the_onnx_extra_the_card_says_how_to_add_the_file(shipped, tmp_path,
+                                                                  monkeypatch):
+  monkeypatch.setattr(onnx_export, "REQUIRES", ("jax2onnx", "not_installed_converter"))
+  card = exporters.export_all(shipped, tmp_path)
+  assert card["files"][manifest.ONNX] == {"refused": "ONNX export needs not_installed_converter: "
+                                                     "pip install 'jaxdigits[onnx]', then "
+                                                     "export again"}
+  assert not (tmp_path / manifest.ONNX).exists()
+  assert (tmp_path / manifest.STABLEHLO).is_file()  # the other format is still written
 
 
 def fake_linear_svm(feature: str) -> ClassicPredictor:
@@ -177,71 +213,122 @@ def test_other_classic_models_are_refused_by_name(name):
     exporters.forward_of(ClassicPredictor(config_lib.defaults(), fitted), "stablehlo")
 
 
-def test_changed_onnx_byte_is_refused(shipped_files, tmp_path):
-  out, _, _ = shipped_files
-  data = bytearray((out / exporters.ONNX_FILE).read_bytes())
-  digest = hashlib.sha256(data).hexdigest()
-  data[len(data) // 2] ^= 1  # inside the weights: still a valid protobuf
-  changed = tmp_path / exporters.ONNX_FILE
-  changed.write_bytes(bytes(data))
-  with pytest.raises(BundleError, match=f"{changed}: its sha256 differs"):
-    OnnxPredictor.load(changed, sha256=digest)
-  changed.write_bytes(bytes(data[:1000]))  # truncated: not even a model
-  with pytest.raises(BundleError, match=f"{changed}: onnxruntime cannot load it"):
-    OnnxPredictor.load(changed)
+@pytest.fixture
+def copy(tmp_path):
+  path = tmp_path / "bundle"
+  shutil.copytree(SHIPPED, path)
+  return path
 
 
-def test_non_finite_logits_are_refused(shipped_files, tmp_path):
-  out, _, _ = shipped_files
-  model = onnx.load(out / exporters.ONNX_FILE)
+def test_a_changed_onnx_byte_is_refused_by_the_manifest(copy, capsys):
+  onnx_file = copy / manifest.ONNX
+  data = bytearray(onnx_file.read_bytes())
+  data[len(data) // 2] ^= 1  # inside the weights: still a valid protobuf, same size
+  onnx_file.write_bytes(bytes(data))
+  for runtime in ("onnx", "jax"):  # either runtime verifies every file of the bundle
+    with pytest.raises(BundleError, match=f"{onnx_file}: content does not match its sha256"):
+      jaxdigits.load(copy, runtime=runtime)
+  assert export_cli.main([f"--verify={copy}"]) == 2
+  err = capsys.readouterr().err
+  assert f"{onnx_file}: content does not match its sha256" in err, err
+  # The loader re-checks the bytes it hands onnxruntime against the manifest's checksum.
+  entry = json.loads((SHIPPED / manifest.MANIFEST).read_text())["files"][manifest.ONNX]
+  with pytest.raises(BundleError, match=f"{onnx_file}: its sha256 differs"):
+    OnnxPredictor.load(onnx_file, manifest.read_config(SHIPPED), sha256=entry["sha256"])
+
+
+def test_verify_runs_both_exported_files(capsys):
+  assert export_cli.main([f"--verify={SHIPPED}"]) == 0
+  out = capsys.readouterr().out
+  for name in (manifest.ONNX, manifest.STABLEHLO):
+    gap = float(out.split(f"{name}: max |logit - JAX's| ")[1].split()[0])
+    assert gap <= TOL, out
+
+
+def drop_exports(path, card_files=None) -> None:
+  """Turns a bundle into one written before the exported files existed (or, with
+  ``card_files``, one whose model card says why they are absent)."""
+  listed = json.loads((path / manifest.MANIFEST).read_text())
+  card = json.loads((path / manifest.CARD).read_text())
+  card.pop("export")
+  if card_files:
+    card["export"] = {"files": card_files}
+  (path / manifest.CARD).write_text(json.dumps(card))
+  for name in (manifest.ONNX, manifest.STABLEHLO):
+    (path / name).unlink()
+  (path / manifest.MANIFEST).unlink()
+  assert set(listed["files"]) - set(manifest.write(path)["files"]) == {manifest.ONNX,
+                                                                       manifest.STABLEHLO}
+
+
+def test_a_bundle_without_exports_loads_with_jax_and_is_refused_for_onnx(copy, shipped,
+                                                                         mnist_test):
+  drop_exports(copy)
+  images = mnist_test.images[:100]
+  np.testing.assert_array_equal(jaxdigits.load(copy).logits(images), shipped.logits(images))
+  with pytest.raises(BundleError) as e:
+    jaxdigits.load(copy, runtime="onnx")
+  assert str(e.value).startswith(f"{copy / manifest.ONNX}: not in this bundle")
+  assert "re-export" in str(e.value) and "--runtime=jax" in str(e.value)
+  assert export_cli.main([f"--verify={copy}"]) == 0  # nothing to run, nothing wrong
+
+
+def test_a_model_without_onnx_form_is_refused_with_the_reason(copy):
+  drop_exports(copy, {manifest.ONNX: {"refused": "a knn model cannot be exported to ONNX"}})
+  with pytest.raises(BundleError, match="does not export to that format .a knn model cannot"):
+    jaxdigits.load(copy, runtime="onnx")
+
+
+def test_damaged_files_are_refused(tmp_path):
+  config = manifest.read_config(SHIPPED)
+  truncated = tmp_path / manifest.ONNX
+  truncated.write_bytes((SHIPPED / manifest.ONNX).read_bytes()[:1000])  # not even a model
+  with pytest.raises(BundleError, match=f"{truncated}: onnxruntime cannot load it"):
+    OnnxPredictor.load(truncated, config)
+  model = onnx.load(SHIPPED / manifest.ONNX)
   weights = max(model.graph.initializer, key=lambda t: len(t.raw_data))
   array = onnx.numpy_helper.to_array(weights).copy()
   array.flat[:] = np.nan
   weights.CopyFrom(onnx.numpy_helper.from_array(array, weights.name))
-  damaged = tmp_path / "nan.onnx"
-  onnx.save(model, damaged)
-  with pytest.raises(BundleError, match=f"{damaged}: the model gave non-finite logits"):
-    OnnxPredictor.load(damaged).logits(np.zeros((2, 28, 28, 1), np.uint8))
-
-
-def test_damaged_stablehlo_is_refused(shipped_files, tmp_path):
-  out, _, _ = shipped_files
-  damaged = tmp_path / exporters.STABLEHLO_FILE
-  damaged.write_bytes((out / exporters.STABLEHLO_FILE).read_bytes()[:5000])
+  nan = tmp_path / "nan.onnx"
+  onnx.save(model, nan)
+  with pytest.raises(BundleError, match=f"{nan}: the model gave non-finite logits"):
+    OnnxPredictor.load(nan, config).logits(np.zeros((2, 28, 28, 1), np.uint8))
+  usps = config.copy_and_resolve_references()
+  usps.data.dataset, usps.data.mnist_style = "usps", False  # a 16x16 model's config
+  with pytest.raises(BundleError, match=r"expected one input \[N, 16, 16, 1\]"):
+    OnnxPredictor.load(SHIPPED / manifest.ONNX, usps)
+  damaged = tmp_path / manifest.STABLEHLO
+  damaged.write_bytes((SHIPPED / manifest.STABLEHLO).read_bytes()[:5000])
   with pytest.raises(BundleError, match=f"{damaged}: not a serialised jax.export"):
     stablehlo.load_stablehlo(damaged)
 
 
 SERVE_WITHOUT_JAX = """
 import json, sys
-from jaxdigits.inference.onnx_runtime import OnnxPredictor
-result = OnnxPredictor.load(sys.argv[1]).predict([sys.argv[2]])[0]
+import jaxdigits
+result = jaxdigits.load(sys.argv[1], runtime="onnx").predict([sys.argv[2]])[0]
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in
                ("jax", "jaxlib", "flax", "optax", "orbax", "tensorflow_datasets"))
 print(json.dumps({"digit": result.digit, "probability": result.probability, "heavy": heavy}))
 """
 
 
-def test_onnx_predictor_serves_a_png_without_importing_jax(shipped, shipped_files, mnist_test,
-                                                           tmp_path):
-  out, _, _ = shipped_files
-  png = tmp_path / "digit.png"
-  Image.fromarray(255 - mnist_test.images[0, ..., 0]).save(png)  # dark ink on white paper
-  run = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_JAX, str(out / exporters.ONNX_FILE),
-                        str(png)], capture_output=True, text=True, timeout=120, cwd=REPO,
-                       check=True)
+def test_onnx_runtime_serves_a_png_without_importing_jax(shipped, mnist_test, pngs):
+  run = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_JAX, str(SHIPPED), str(pngs[0])],
+                       capture_output=True, text=True, timeout=120, cwd=REPO, check=True)
   answer = json.loads(run.stdout.strip().splitlines()[-1])
   assert answer["heavy"] == []
   # The same preprocessing and the same answer as the JAX predictor.
-  want = shipped.predict([png])[0]
+  want = shipped.predict([pngs[0]])[0]
   assert answer["digit"] == want.digit == mnist_test.labels[0]
   assert abs(answer["probability"] - want.probability) < 1e-5
 
 
-def test_onnx_predictor_keeps_the_predictor_contract(shipped, shipped_files, mnist_test,
-                                                    tmp_path):
-  out, _, _ = shipped_files
-  served = OnnxPredictor.load(out / exporters.ONNX_FILE)
+def test_onnx_predictor_keeps_the_predictor_contract(shipped, mnist_test, tmp_path):
+  served = jaxdigits.load(runtime="onnx")
+  assert served.input_shape == shipped.input_shape == (28, 28, 1)
+  assert served.config.to_dict() == shipped.config.to_dict()
   sources = [tmp_path / "missing.png", 255 - mnist_test.images[1, ..., 0],
              np.full((40, 30), 255, np.uint8)]  # no such file; a digit; blank paper
   got, want = served.predict(sources), shipped.predict(sources)
@@ -250,8 +337,35 @@ def test_onnx_predictor_keeps_the_predictor_contract(shipped, shipped_files, mni
   assert [str(e) for e in (got[0], got[2])] == [str(e) for e in (want[0], want[2])]
   assert got[1].to_json()["digit"] == want[1].digit == mnist_test.labels[1]
   assert [d for d, _ in got[1].top3] == [d for d, _ in want[1].top3]
-  with pytest.raises(jaxdigits.errors.ImageError, match=r"reads \[N, 28, 28, 1\]"):
+  with pytest.raises(ImageError, match=r"reads \[N, 28, 28, 1\]"):
     served.logits(np.zeros((1, 16, 16, 1), np.uint8))
   probs = served.probabilities(np.zeros((3, 28, 28, 1), np.uint8))
   np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-9)
   assert served.logits(np.zeros((0, 28, 28, 1), np.uint8)).shape == (0, 10)
+
+
+def test_predict_cli_gives_the_same_digits_with_either_runtime(pngs, mnist_test, tmp_path,
+                                                               capsys):
+  files = [*map(str, pngs), str(tmp_path / "missing.png")]
+  answers = {}
+  for runtime in ("jax", "onnx"):
+    assert predict_cli.main([f"--checkpoint={SHIPPED}", f"--runtime={runtime}", "--json",
+                             *files]) == 1  # the missing file fails, the others answer
+    out = capsys.readouterr()
+    answers[runtime] = json.loads(out.out)
+    assert "missing.png: no such file" in out.err
+  assert [a["digit"] for a in answers["onnx"]] == [a["digit"] for a in answers["jax"]] == list(
+      mnist_test.labels[:3])
+  for a, b in zip(answers["onnx"], answers["jax"]):
+    assert abs(a["probability"] - b["probability"]) < 1e-5
+  assert predict_cli.main(["--runtime=onnx", "--tta", files[0]]) == 2
+  assert "--tta) has no ONNX form" in capsys.readouterr().err
+
+
+def test_demo_serves_predict_with_the_onnx_runtime(pngs, mnist_test, tmp_path):
+  gradio_client = pytest.importorskip("gradio_client")
+  with running_demo("--runtime=onnx", log=tmp_path / "server.log") as url:
+    client = gradio_client.Client(url, verbose=False)
+    result = client.predict(gradio_client.handle_file(str(pngs[1])), api_name="/predict")
+  assert result["label"] == str(mnist_test.labels[1]), result
+  assert result["confidences"][0]["confidence"] > 0.9

@@ -13,6 +13,7 @@ from jaxdigits import bundle
 from jaxdigits.data import load_tfds
 from jaxdigits.errors import CheckpointError, ConfigError, ImageError
 from jaxdigits.inference import load as load_lib
+from jaxdigits.inference.onnx_runtime import OnnxPredictor
 from jaxdigits.inference.predictor import ClassicPredictor, FlaxPredictor
 from jaxdigits.inference.wrappers import Augmented, Ensemble
 
@@ -97,3 +98,28 @@ def test_images_of_the_wrong_shape_and_a_model_without_new_images_are_refused(ti
     usps.predict([images[0]])  # once for the call, not once per image
   with pytest.raises(ConfigError, match="mnist_style=True"):
     usps.prepare(images[0])
+
+
+def test_an_ensemble_of_bundles_serves_alike_with_either_runtime(tiny_run, images, tmp_path):
+  bundle.export(tiny_run("mnist"), tmp_path / "tiny")
+  paths = [bundle.PRETRAINED, tmp_path / "tiny"]
+  served = jaxdigits.load(paths, runtime="onnx")
+  assert isinstance(served, Ensemble)
+  assert all(isinstance(m, OnnxPredictor) for m in served.members)
+  want = jaxdigits.load(paths).logits(images)
+  np.testing.assert_allclose(served.logits(images), want, rtol=0, atol=1e-4)
+  np.testing.assert_array_equal(served.logits(images).argmax(-1), want.argmax(-1))
+
+
+def test_the_onnx_runtime_serves_bundles_only_and_without_tta(tiny_run, tiny_knn_run):
+  with pytest.raises(ConfigError, match="runtime 'tensorflow': not one of jax, onnx"):
+    jaxdigits.load(runtime="tensorflow")
+  with pytest.raises(ConfigError, match=r"test-time augmentation \(--tta\) has no ONNX form"):
+    jaxdigits.load(tta=True, runtime="onnx")
+  run = tiny_run("mnist")
+  with pytest.raises(ConfigError) as e:
+    jaxdigits.load(run, runtime="onnx")
+  assert str(e.value).startswith(f"{run}: a flax run; runtime 'onnx' serves bundles only")
+  assert f"python -m jaxdigits.export --workdir={run} --out=BUNDLE" in str(e.value)
+  with pytest.raises(ConfigError, match="classic models are served by runtime 'jax'"):
+    jaxdigits.load([bundle.PRETRAINED, tiny_knn_run("mnist")], runtime="onnx")

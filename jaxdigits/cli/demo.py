@@ -1,7 +1,7 @@
 """Gradio demo: draw or upload a digit, see the prediction and the 28x28 input the model reads.
 
   python -m jaxdigits.demo [--checkpoint=MODEL[,MODEL...]] [--host=127.0.0.1] [--port=7860]
-      [--share] [--tta]
+      [--share] [--tta] [--runtime=jax|onnx]
 
 Scripting: ``gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/predict")``
 returns a Label value: ``{"label": "7", "confidences": [{"label": "7", "confidence": ...}, ...]}``,
@@ -18,7 +18,7 @@ import jaxdigits
 from jaxdigits.cli import runner
 from jaxdigits.errors import ConfigError
 from jaxdigits.inference import demo
-from jaxdigits.inference import wrappers
+from jaxdigits.inference import load as load_lib
 
 
 def _define(fv: flags.FlagValues) -> None:
@@ -30,7 +30,8 @@ def _define(fv: flags.FlagValues) -> None:
                        flag_values=fv)
   flags.DEFINE_boolean("share", False, "also open a public gradio.live link (needs the "
                        "internet)", flag_values=fv)
-  flags.DEFINE_boolean("tta", False, wrappers.TTA_HELP, flag_values=fv)
+  flags.DEFINE_boolean("tta", False, runner.TTA_HELP, flag_values=fv)
+  flags.DEFINE_enum("runtime", "jax", load_lib.RUNTIMES, load_lib.RUNTIME_HELP, flag_values=fv)
 
 
 def _check_address(host: str, port: int) -> None:
@@ -48,7 +49,8 @@ def _check_address(host: str, port: int) -> None:
 
 def _demo(fv: flags.FlagValues, _: list[str]) -> None:
   _check_address(fv.host, fv.port)
-  predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta)
+  predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta,
+                             runtime=fv.runtime)
   demo.warm_up(predictor)  # also refuses a model that cannot read new images (native USPS)
   app = demo.build(predictor)
   app.queue(default_concurrency_limit=2)

@@ -17,7 +17,6 @@ from absl import flags
 from jaxdigits import config as config_lib
 from jaxdigits.analysis import evaluate
 from jaxdigits.cli import runner
-from jaxdigits.inference import wrappers
 
 
 def _define(fv: flags.FlagValues) -> None:
@@ -27,7 +26,7 @@ def _define(fv: flags.FlagValues) -> None:
   flags.DEFINE_enum("dataset", None, config_lib.DATASETS, "dataset to evaluate on (default: "
                     "the one the model was trained on)", flag_values=fv)
   flags.DEFINE_enum("split", "test", evaluate.SPLITS, "split to evaluate", flag_values=fv)
-  flags.DEFINE_boolean("tta", False, wrappers.TTA_HELP, flag_values=fv)
+  flags.DEFINE_boolean("tta", False, runner.TTA_HELP, flag_values=fv)
   flags.DEFINE_string("out", None, "output folder (default: WORKDIR/eval/<dataset>_<split>)",
                       flag_values=fv)
   flags.DEFINE_string("raw_dir", None, "raw data folder (default: $JAXDIGITS_RAW_DATA)",

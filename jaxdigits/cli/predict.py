@@ -1,11 +1,12 @@
 """Recognise the digit in each image file.
 
   python -m jaxdigits.predict [--checkpoint=MODEL[,MODEL...]] image.png [more.jpg ...]
-      [--json] [--tta]
+      [--json] [--tta] [--runtime=jax|onnx]
 
 One line per image (``file: digit (p=...)  top3 ...``), or with ``--json`` one JSON list of
 ``{"file", "digit", "probability", "top3"}``. An image that cannot be read is named on stderr,
-the others still predicted, and the exit code is 1.
+the others still predicted, and the exit code is 1. ``--runtime=onnx`` serves bundles'
+``model.onnx`` through onnxruntime, without importing JAX.
 """
 
 from __future__ import annotations
@@ -18,26 +19,28 @@ from absl import flags
 import jaxdigits
 from jaxdigits.cli import runner
 from jaxdigits.errors import ConfigError, ImageError
-from jaxdigits.inference import predictor as predict
-from jaxdigits.inference import wrappers
+from jaxdigits.inference import contract
+from jaxdigits.inference import load as load_lib
 
 
 def _define(fv: flags.FlagValues) -> None:
   flags.DEFINE_multi_string("checkpoint", None, f"{runner.MODELS_HELP} (default: the shipped "
                             "MNIST CNN)", flag_values=fv)
   flags.DEFINE_boolean("json", False, "print one JSON list instead of lines", flag_values=fv)
-  flags.DEFINE_boolean("tta", False, wrappers.TTA_HELP, flag_values=fv)
+  flags.DEFINE_boolean("tta", False, runner.TTA_HELP, flag_values=fv)
+  flags.DEFINE_enum("runtime", "jax", load_lib.RUNTIMES, load_lib.RUNTIME_HELP, flag_values=fv)
 
 
 def _predict(fv: flags.FlagValues, images: list[str]) -> int:
   if not images:
     raise ConfigError("give one or more image files, e.g. python -m jaxdigits.predict digit.png")
-  predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta)
+  predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta,
+                             runtime=fv.runtime)
   results = predictor.predict(images)
   failed = [r for r in results if isinstance(r, ImageError)]
   for error in failed:
     print(f"jaxdigits.predict: error: {runner.one_line(str(error))}", file=sys.stderr)
-  ok = [r for r in results if isinstance(r, predict.Prediction)]
+  ok = [r for r in results if isinstance(r, contract.Prediction)]
   if fv.json:
     print(json.dumps([r.to_json() for r in ok]))
   else:

@@ -138,6 +138,9 @@ class Command:
 
 MODELS_HELP = ("a bundle folder, a training workdir (or its checkpoints/ folder) or a classic "
                "run; several (repeated, or comma-separated): their ensemble")
+# Here, not beside augment.TTA_VIEWS: predict --runtime=onnx must not import JAX to say it.
+TTA_HELP = ("test-time augmentation: average the model's answers over shifted, "
+            "turned and resized copies of each image")
 
 
 def model_paths(values: Sequence[str] | None) -> list[str] | None:

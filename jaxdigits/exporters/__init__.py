@@ -8,7 +8,8 @@ MNIST-style (bright ink on black, as ``preprocess.to_mnist_style`` makes them, d
 What exports (``forward_of``), to both formats unless said: a Flax model; an ensemble, as
 one graph averaging its members' probabilities (logits = log of the mean, as ``Ensemble``);
 a linear SVM on pixel or Sobel features (features, PCA and decision values are all JAX; on
-HOG features, StableHLO only); test-time augmentation, StableHLO only (``_TTA_ONNX``). Refused by name: kNN, the RBF SVM and the random forest (see ``_REFUSED``).
+HOG features, StableHLO only); test-time augmentation, StableHLO only (``_TTA_ONNX``).
+Refused by name: kNN, the RBF SVM and the random forest (see ``_REFUSED``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdigits import manifest
 from jaxdigits.data import augment
 from jaxdigits.errors import BundleError
 
 # images float32 [N, H, W, 1] in [0, 1] → logits float32 [N, classes]
 Forward = Callable[[jax.Array], jax.Array]
-ONNX_FILE, STABLEHLO_FILE = "model.onnx", "model.stablehlo"
+ONNX_FILE, STABLEHLO_FILE = manifest.ONNX, manifest.STABLEHLO
 # The largest |exported - JAX| logit the exporters accept on their probe batch; fidelity on
 # all of MNIST test is measured by tests/test_export_onnx.py and benchmarks/export.py.
 TOLERANCE = 1e-4
@@ -40,18 +42,6 @@ _TTA_ONNX = ("test-time augmentation (--tta) does not export to ONNX: onnxruntim
              "a few warped pixels of its views differently from JAX, moving logits by up to "
              "~1e-2; export the model without --tta (model.stablehlo keeps the augmentation)")
 _REFUSED = {
-    # Each view is a bilinear warp rounded to whole grey levels. jax2onnx cannot convert
-    # map_coordinates under a symbolic batch; the same warp as a gather of 4 fixed taps
-    # converts, but onnxruntime's arithmetic rounds a few pixels the other way from XLA's,
-    # which moved the shipped CNN's TTA logits by up to 6.5e-3 on MNIST test. StableHLO
-    # keeps XLA's warp: 6e-6.
-    "tta": "test-time augmentation (--tta) does not export to ONNX: onnxruntime rounds a few "
-           "warped pixels of its views differently from JAX, which moves logits by up to "
-           "~1e-2; export the model without --tta (model.stablehlo keeps the augmentation)",
-    "hog": "HOG features do not convert with jax2onnx 0.13 (its remainder op fails under a "
-           "symbolic batch); model.stablehlo serves this model, or fit it on pixels or sobel",
-}
-_REFUSED = {
     "knn": "it searches its stored training images at prediction time (numpy, integer "
            "distances), which has no graph form",
     "svm": "its one-vs-one votes are counted in float64 numpy over the support vectors",
@@ -62,11 +52,13 @@ _REFUSED = {
 def contract(input_shape: Sequence[int], num_classes: int = 10) -> dict[str, Any]:
   """The exported function's interface, for ``model_card.json``."""
   h, w, c = input_shape
+  # A model trained on native 16x16 USPS digits reads them as stored, not prepared images.
+  made = ("MNIST-style: bright ink on black, as jaxdigits.inference.preprocess.to_mnist_style "
+          "makes it" if (h, w) == (28, 28) else
+          f"{h}x{w} digits as stored in the training dataset, bright ink on black")
   return {
       "input": {"dtype": "float32", "shape": ["N", h, w, c], "range": [0.0, 1.0],
-                "format": "MNIST-style: bright ink on black, as "
-                          "jaxdigits.inference.preprocess.to_mnist_style makes it, "
-                          "divided by 255"},
+                "format": f"{made}, divided by 255"},
       "output": {"dtype": "float32", "shape": ["N", num_classes], "meaning": "logits"},
       "batch": "any N: the batch dimension is symbolic in both files",
   }
@@ -163,12 +155,14 @@ def export_all(predictor: Any, directory: str | os.PathLike) -> dict[str, Any]:
   files: dict[str, Any] = {}
   for name, target, write in ((ONNX_FILE, "onnx", onnx.to_onnx),
                               (STABLEHLO_FILE, "stablehlo", stablehlo.to_stablehlo)):
-    try:
-      forward = forward_of(predictor, target)
-    except BundleError as e:
-      files[name] = {"refused": str(e)}
-      continue
-    files[name] = write(forward, directory / name, shape)
+    # Without the onnx extra the bundle is still made, and its card says how to add the file.
+    refused = onnx.unavailable() if target == "onnx" else None
+    if refused is None:
+      try:
+        forward = forward_of(predictor, target)
+      except BundleError as e:
+        refused = str(e)
+    files[name] = {"refused": refused} if refused else write(forward, directory / name, shape)
   return {"contract": contract(shape), "files": files}
 
 

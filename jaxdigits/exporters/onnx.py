@@ -8,6 +8,7 @@ gives ``logits`` [N, 10]; parameters are constants in the file. Served by onnxru
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import os
@@ -24,13 +25,19 @@ from jaxdigits.errors import BundleError
 # Opset 21 (ONNX 1.16) runs on onnxruntime >= 1.20: older runtimes can still read the file.
 OPSET = 21
 INPUT, OUTPUT = "images", "logits"
+# What the 'onnx' extra installs for exporting: the converter, and the runtime that checks it.
+REQUIRES = ("jax2onnx", "onnxruntime")
+
+
+def unavailable() -> str | None:
+  """Why this process cannot export ONNX (a package of the 'onnx' extra is missing), or None."""
+  missing = [name for name in REQUIRES if importlib.util.find_spec(name) is None]
+  return (f"ONNX export needs {' and '.join(missing)}: pip install 'jaxdigits[onnx]', then "
+          f"export again" if missing else None)
 
 
 def _convert(forward: exporters.Forward, input_shape: Sequence[int], opset: int) -> Any:
-  try:
-    import jax2onnx  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise BundleError("ONNX export needs jax2onnx: pip install 'jaxdigits[onnx]'") from None
+  import jax2onnx  # pylint: disable=g-import-not-at-top
   # jax2onnx 0.13 prints debugging lines from its Flax Conv plugin, logs (with tracebacks)
   # each plugin it skips because it does not import under this JAX (dm_pix ones, unused
   # here), and onnx_ir warns about untyped shape constants it drops: none is news to a user.
@@ -60,6 +67,9 @@ def to_onnx(forward: exporters.Forward, path: str | os.PathLike,
   The file is checked against JAX on a probe batch through onnxruntime before this returns;
   the result is what the manifest records about it.
   """
+  missing = unavailable()
+  if missing:
+    raise BundleError(missing)
   import onnxruntime  # pylint: disable=g-import-not-at-top
   path = Path(path)
   proto = _convert(forward, input_shape, opset)

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from jaxdigits.inference import preprocess  # noqa: E402
-from jaxdigits.inference.predictor import Predictor  # noqa: E402
+from jaxdigits.inference.contract import Predictor  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 DRAW_A_DIGIT = "draw a digit"

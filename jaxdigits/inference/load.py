@@ -2,6 +2,10 @@
 
 Every command (evaluate, predict, demo, export, report, compare, sweep) loads models through
 ``load``, so each accepts what the others accept. ``jaxdigits.load`` is this function.
+
+Two runtimes serve a bundle: "jax" (its Flax variables) and "onnx" (its ``model.onnx``
+through onnxruntime). The modules that import JAX are imported only on the JAX path, so
+``load(bundle, runtime="onnx")`` verifies the bundle and serves it without importing JAX.
 """
 
 from __future__ import annotations
@@ -11,14 +15,14 @@ import os
 from pathlib import Path
 from typing import Sequence, Union
 
-from jaxdigits import bundle
+from jaxdigits import manifest
 from jaxdigits.errors import CheckpointError, ConfigError
-from jaxdigits.inference import restore
-from jaxdigits.inference.predictor import ClassicPredictor, FlaxPredictor, Predictor
-from jaxdigits.inference.wrappers import Augmented, Ensemble
-from jaxdigits.models import classic
+from jaxdigits.inference.contract import Ensemble, Predictor
 
 PathLike = Union[str, os.PathLike]
+RUNTIMES = ("jax", "onnx")
+RUNTIME_HELP = ("jax: the model's JAX variables; onnx: the bundle's model.onnx through "
+                "onnxruntime, without importing JAX (bundles only, no --tta)")
 EXPECTED = ("a bundle folder (manifest.json; python -m jaxdigits.export makes one), a training "
             "workdir or its checkpoints/ folder, or a classic model's workdir or its classic/ "
             "folder")
@@ -39,8 +43,11 @@ def locate(path: PathLike) -> tuple[Kind, Path]:
   path = Path(path)
   if not path.exists():
     raise CheckpointError(f"{path}: no such file or folder; give {EXPECTED}")
-  if (path / bundle.MANIFEST).is_file():
+  if (path / manifest.MANIFEST).is_file():
     return Kind.BUNDLE, path
+  # Only runs need these (and JAX): a bundle is recognised without them.
+  from jaxdigits.inference import restore  # pylint: disable=g-import-not-at-top
+  from jaxdigits.models import classic  # pylint: disable=g-import-not-at-top
   if (path / restore.CHECKPOINTS).is_dir():
     return Kind.FLAX, path
   if (path / classic.STATE_DIR).is_dir():
@@ -51,7 +58,24 @@ def locate(path: PathLike) -> tuple[Kind, Path]:
                         f"give {EXPECTED}")
 
 
-def _load_one(path: PathLike) -> Predictor:
+def _load_onnx(path: PathLike) -> Predictor:
+  kind, root = locate(path)
+  if kind is not Kind.BUNDLE:
+    how = (f"export it with python -m jaxdigits.export --workdir={root} --out=BUNDLE and "
+           f"serve the bundle, or use runtime 'jax'" if kind is Kind.FLAX else
+           "classic models are served by runtime 'jax'")
+    raise ConfigError(f"{path}: a {kind.value}; runtime 'onnx' serves bundles only: {how}")
+  from jaxdigits.inference import onnx_runtime  # pylint: disable=g-import-not-at-top
+  return onnx_runtime.OnnxPredictor.from_bundle(root)
+
+
+def _load_jax(path: PathLike) -> Predictor:
+  # pylint: disable=g-import-not-at-top
+  from jaxdigits import bundle
+  from jaxdigits.inference import restore
+  from jaxdigits.inference.predictor import ClassicPredictor, FlaxPredictor
+  from jaxdigits.models import classic
+  # pylint: enable=g-import-not-at-top
   kind, root = locate(path)
   if kind is Kind.BUNDLE:
     return FlaxPredictor(*bundle.read(root))
@@ -66,7 +90,7 @@ def _load_one(path: PathLike) -> Predictor:
 def paths_of(path_or_paths: PathLike | Sequence[PathLike] | None) -> list[Path]:
   """The paths ``load`` reads: one, several, or (None) the shipped pretrained bundle."""
   if path_or_paths is None:
-    return [bundle.PRETRAINED]
+    return [manifest.PRETRAINED]
   if isinstance(path_or_paths, (str, os.PathLike)):
     return [Path(path_or_paths)]
   paths = [Path(p) for p in path_or_paths]
@@ -77,7 +101,7 @@ def paths_of(path_or_paths: PathLike | Sequence[PathLike] | None) -> list[Path]:
 
 
 def load(path_or_paths: PathLike | Sequence[PathLike] | None = None, *,
-         tta: bool = False) -> Predictor:
+         tta: bool = False, runtime: str = "jax") -> Predictor:
   """A Predictor for a bundle, a Flax run, a classic run, or (several) their ensemble.
 
   Args:
@@ -85,6 +109,9 @@ def load(path_or_paths: PathLike | Sequence[PathLike] | None = None, *,
       classic model's workdir or its ``classic/`` folder; a list of them: an ensemble
       averaging their probabilities; None: the MNIST CNN shipped with jaxdigits.
     tta: average each model's answers over ``augment.TTA_VIEWS`` (test-time augmentation).
+    runtime: "jax", or "onnx": serve each bundle's ``model.onnx`` with onnxruntime, without
+      importing JAX (bundles only; an ensemble of bundles averages their probabilities as
+      with JAX; no ``tta``, which has no ONNX form).
 
   Returns:
     A Predictor on this process's first device; a run gives its best-on-validation model.
@@ -92,11 +119,19 @@ def load(path_or_paths: PathLike | Sequence[PathLike] | None = None, *,
   Raises:
     CheckpointError: a missing path, or one that holds no model (the message says what
       each path may be), or an unfinished or damaged run.
-    BundleError: a bundle that fails verification or does not fit its model.
-    ConfigError: ensemble members that read different input shapes (naming the odd one).
+    BundleError: a bundle that fails verification or does not fit its model, or (onnx) has
+      no ``model.onnx``, naming the file and the fix.
+    ConfigError: ensemble members that read different input shapes (naming the odd one); an
+      unknown runtime; runtime "onnx" with ``tta`` or with a path that is not a bundle.
   """
+  if runtime not in RUNTIMES:
+    raise ConfigError(f"runtime {runtime!r}: not one of {', '.join(RUNTIMES)}")
+  if tta and runtime == "onnx":
+    raise ConfigError("test-time augmentation (--tta) has no ONNX form: onnxruntime rounds "
+                      "a few warped pixels differently from JAX; serve with runtime 'jax' to "
+                      "use it, or drop --tta")
   paths = paths_of(path_or_paths)
-  members = [_load_one(p) for p in paths]
+  members = [(_load_onnx if runtime == "onnx" else _load_jax)(p) for p in paths]
   for member, path in zip(members, paths):
     if member.input_shape != members[0].input_shape:
       raise ConfigError(
@@ -104,4 +139,7 @@ def load(path_or_paths: PathLike | Sequence[PathLike] | None = None, *,
           f"{members[0].input_shape}; an ensemble's models must read the same input, so "
           f"combine runs trained on the same data format")
   predictor = members[0] if len(members) == 1 else Ensemble(tuple(members))
-  return Augmented(predictor) if tta else predictor
+  if not tta:
+    return predictor
+  from jaxdigits.inference.wrappers import Augmented  # pylint: disable=g-import-not-at-top
+  return Augmented(predictor)

@@ -1,118 +1,25 @@
-"""The Predictor contract, and the two predictors that hold a trained model.
+"""The two predictors that hold a trained model: a Flax module, or a fitted classic model.
 
-A Predictor reads uint8 digit images ``[N, H, W, 1]`` in its ``input_shape`` (bright ink on
-black, as stored in the datasets) and gives ``logits`` and ``probabilities`` for them;
-``prepare`` turns any image (file, PIL image, array) into that input, and ``predict`` does
-both for a list of images, one ``Prediction`` or ``ImageError`` each. Evaluation, the predict
-command and the demo all read models through this contract, so a bundle, a Flax run, a
-classic run, an ensemble or a test-time augmented model serve all of them alike.
-
-``FlaxPredictor`` and ``ClassicPredictor`` hold a model; ``wrappers.Ensemble`` and
-``wrappers.Augmented`` compose other predictors. ``jaxdigits.load`` builds any of them.
+The contract they keep (``Predictor``: input_shape, logits, probabilities, prepare,
+predict; ``Prediction``) lives in ``contract``, which needs no JAX, and is re-exported here.
+``wrappers.Ensemble`` and ``wrappers.Augmented`` compose predictors; ``jaxdigits.load``
+builds any of them.
 """
 
 from __future__ import annotations
 
-import abc
 import dataclasses
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import ml_collections
 import numpy as np
 
-from jaxdigits import config as config_lib
-from jaxdigits.errors import ConfigError, ImageError
-from jaxdigits.inference import preprocess
+from jaxdigits.inference.contract import Prediction, Predictor, log_probabilities
 from jaxdigits.models import classic
 from jaxdigits.models.forward import batched_logits
 
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-  file: str
-  digit: int
-  probability: float
-  top3: list[tuple[int, float]]
-
-  def to_json(self) -> dict[str, Any]:
-    return {"file": self.file, "digit": self.digit, "probability": self.probability,
-            "top3": [{"digit": d, "probability": p} for d, p in self.top3]}
-
-
-def log_probabilities(probs: np.ndarray) -> np.ndarray:
-  """Probabilities as logits; a zero probability becomes a large negative, not -inf."""
-  return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
-
-
-class Predictor(abc.ABC):
-  """What every model offers inference: its input, logits, probabilities, predictions.
-
-  Attributes:
-    config: the training config of the model (an ensemble's or a wrapper's: its first
-      member's); ``config.data`` says what the model reads and was trained on.
-  """
-
-  config: ml_collections.ConfigDict
-
-  @property
-  def input_shape(self) -> tuple[int, int, int]:
-    """The (H, W, 1) of the uint8 images ``logits`` reads."""
-    return config_lib.image_shape(self.config.data)
-
-  @abc.abstractmethod
-  def _logits(self, images: np.ndarray) -> np.ndarray:
-    """Logits for images already checked to have ``input_shape``."""
-
-  def logits(self, images: np.ndarray) -> np.ndarray:
-    """Logits [N, 10] for uint8 images [N, H, W, 1] already in the model's input format."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != self.input_shape:
-      raise ImageError(f"images of shape {images.shape} given to a model that reads "
-                       f"[N, {', '.join(map(str, self.input_shape))}]; prepare each image first")
-    return self._logits(images)
-
-  def probabilities(self, images: np.ndarray) -> np.ndarray:
-    logits = np.asarray(self.logits(images), np.float64)
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-  def _check_reads_new_images(self) -> None:
-    if self.input_shape[:2] != (preprocess.MNIST_SIZE,) * 2:
-      raise ConfigError(
-          f"this model reads {self.input_shape[0]}x{self.input_shape[1]} "
-          f"{self.config.data.dataset} digits as stored, not MNIST-style images; train it with "
-          f"--config.data.mnist_style=True to read new images")
-
-  def prepare(self, source: preprocess.ImageSource) -> np.ndarray:
-    """Any digit image → the model's uint8 input [H, W, 1] (``preprocess.to_mnist_style``).
-
-    Raises:
-      ConfigError: the model reads native 16x16 USPS digits, not new images.
-      ImageError: the image cannot be read or holds no digit.
-    """
-    self._check_reads_new_images()
-    return preprocess.to_mnist_style(source)
-
-  def predict(self, sources: Sequence[preprocess.ImageSource],
-              names: Sequence[str] | None = None) -> list[Prediction | ImageError]:
-    """One Prediction per source, or the ImageError that source raised; others still run."""
-    self._check_reads_new_images()  # once for all, not once per image
-    names = list(names) if names is not None else [preprocess.source_name(s) for s in sources]
-    prepared: dict[int, np.ndarray] = {}
-    results: list[Prediction | ImageError | None] = [None] * len(sources)
-    for i, source in enumerate(sources):
-      try:
-        prepared[i] = preprocess.to_mnist_style(source)
-      except ImageError as e:
-        results[i] = e
-    if prepared:
-      probs = self.probabilities(np.stack(list(prepared.values())))
-      for i, p in zip(prepared, probs):
-        top = np.argsort(-p)[:3]
-        results[i] = Prediction(names[i], int(top[0]), float(p[top[0]]),
-                                [(int(d), float(p[d])) for d in top])
-    return results  # type: ignore[return-value]
+__all__ = ["ClassicPredictor", "FlaxPredictor", "Prediction", "Predictor", "log_probabilities"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,34 +12,8 @@ import ml_collections
 import numpy as np
 
 from jaxdigits.data import augment
-from jaxdigits.errors import CheckpointError
-from jaxdigits.inference.predictor import Predictor, log_probabilities
-
-TTA_HELP = (f"test-time augmentation: average the model's answers over {len(augment.TTA_VIEWS)} "
-            "shifted, turned and resized copies of each image")
-
-
-@dataclasses.dataclass(frozen=True)
-class Ensemble(Predictor):
-  """Several trained models reading the same input, their probabilities averaged.
-
-  ``config`` is the first member's: it names the dataset evaluation defaults to. A member
-  that reads another input shape refuses the images (``jaxdigits.load`` checks this first).
-  """
-
-  members: tuple[Predictor, ...]
-
-  def __post_init__(self):
-    if not self.members:
-      raise CheckpointError("an ensemble needs at least one model; give one or more paths")
-    object.__setattr__(self, "members", tuple(self.members))
-
-  @property
-  def config(self) -> ml_collections.ConfigDict:  # type: ignore[override]
-    return self.members[0].config
-
-  def _logits(self, images: np.ndarray) -> np.ndarray:
-    return log_probabilities(np.mean([m.probabilities(images) for m in self.members], axis=0))
+# Ensemble needs no JAX (the ONNX runtime composes it too), so it lives with the contract.
+from jaxdigits.inference.contract import Ensemble, Predictor, log_probabilities  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
