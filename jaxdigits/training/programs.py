@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import flax.linen as nn
 import jax
@@ -47,7 +47,7 @@ class Strategy:
 
   strategy: parallel.Strategy
   model: nn.Module  # trains and validates (BatchNorm over the pmap axis under pmap)
-  trials: int = 1
+  trials: ClassVar[int] = 1
 
   @property
   def name(self) -> str:
@@ -102,9 +102,9 @@ class Vmapped:
   model: nn.Module  # validates: one trial at a time, XLA's convolution is the faster one
   trained: nn.Module  # trains: on the CPU its convolutions run as matmuls (conv_as_matmul)
   device: Any
-  name: str = "vmapped"
-  num_devices: int = 1
-  axis_name: None = None
+  name: ClassVar[str] = "vmapped"
+  num_devices: ClassVar[int] = 1
+  axis_name: ClassVar[None] = None
 
   @property
   def trials(self) -> int:
