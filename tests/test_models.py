@@ -12,8 +12,10 @@ from jax import lax
 import synthetic
 from conftest import REPO, tiny_config
 from jaxdigits import config as config_lib, models
+from jaxdigits.data import pipeline
 from jaxdigits.models import classic
 from jaxdigits.models.cnn import CNN, conv_as_matmul
+from jaxdigits.models.forward import batched_logits
 from jaxdigits.models.mlp import MLP
 from jaxdigits.models.resnet import ResNet
 from jaxdigits.training import engine as train
@@ -81,6 +83,18 @@ def test_dropout_acts_in_training_only(model):
                                               mutable=["batch_stats"])[0]
   assert not np.allclose(trained(jax.random.key(1)), trained(jax.random.key(2)))
   assert not np.allclose(trained(jax.random.key(1)), no_dropout)
+
+
+def test_inference_reads_uint8_images_as_training_does():
+  """Serving divides by 255 inside its jitted program, as the train step does; padding the
+  last batch changes nothing."""
+  model = CNN(features=(4,), dense=16)
+  images = synthetic.strokes(7)[0]
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  want = model.apply(variables, pipeline.normalize(images), train=False)
+  np.testing.assert_allclose(batched_logits(model.apply, variables, images, batch_size=3), want,
+                             rtol=1e-5, atol=1e-6)
+  assert float(pipeline.normalize(np.full((1,), 255, np.uint8))[0]) == 1.0
 
 
 # Tiny runs: 3,000 MNIST digits, 2 epochs of batch 64 (93 steps). Measured test accuracy
