@@ -8,8 +8,11 @@ as array_record and read back with ``as_data_source``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
+import sys
 import urllib.parse
 
 import numpy as np
@@ -105,16 +108,24 @@ def prepared_builder(dataset: str, *, raw_dir: str | None, data_dir: str) -> tfd
     missing = [p for p in raw.local_paths(dataset, raw_dir).values() if not p.exists()]
     if missing:
       raise raw.DataError(f"{dataset}: missing file {missing[0]}. {raw._fix_hint(dataset)}")  # pylint: disable=protected-access
-    builder.download_and_prepare()
+    _prepare(builder, f"{dataset}: preparing it once from the raw files in {raw_dir}")
     return builder
   _check_reachable(dataset)
   try:
-    builder.download_and_prepare()
+    _prepare(builder, f"{dataset}: downloading and preparing it once")
   except raw.DataError:
     raise
   except Exception as e:  # tfds wraps network failures in many types; name the way out.
     raise _offline_error(dataset, e) from e
   return builder
+
+
+def _prepare(builder: tfds.core.DatasetBuilder, message: str) -> None:
+  # One line instead of tfds' four progress bars, which outlive the step and clutter the run.
+  print(f"{message} into {builder.data_dir} ...", file=sys.stderr, flush=True)
+  tfds.display_progress_bar(False)
+  with contextlib.redirect_stdout(io.StringIO()):  # tfds prints its own two-line banner
+    builder.download_and_prepare()
 
 
 def read_split(builder: tfds.core.DatasetBuilder, split: str, start: int = 0,

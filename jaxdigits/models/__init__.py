@@ -17,7 +17,7 @@ from jaxdigits.models.resnet import ResNet
 REGISTRY: dict[str, type[nn.Module]] = {"cnn": CNN, "linear": Linear, "mlp": MLP,
                                         "resnet": ResNet}
 # Classic (non-gradient) models: name → their module's config checker; they are fitted by
-# ``jaxdigits.classic.fit_and_evaluate`` instead of the SGD trainer.
+# ``jaxdigits.training.classic_fit.fit`` (through ``train_and_evaluate``) instead of the SGD trainer.
 CLASSIC: dict[str, Callable[[ml_collections.ConfigDict], None]] = dict(classic.CHECKERS)
 
 
