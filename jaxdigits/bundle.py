@@ -1,4 +1,4 @@
-"""Shareable model bundles: export a trained run, and read its Flax variables back.
+"""Shareable model bundles: export a trained run, and read its model back.
 
 A bundle is a folder:
 
@@ -6,12 +6,16 @@ A bundle is a folder:
   config.json       the exact training config (ConfigDict as JSON)
   model_card.json   dataset and splits, preprocessing, measured accuracy, versions, date, and
                     the contract of the exported files (``exporters.contract``)
-  params/           the inference variables (params, batch_stats), an Orbax checkpoint
+  params/           a Flax model's inference variables (params, batch_stats), an Orbax
+                    checkpoint; or classic/, a classic model's arrays (state.npz) and config
   model.onnx        the forward pass for onnxruntime (jax2onnx), served without JAX
   model.stablehlo   the forward pass as a serialised ``jax.export``, batch dimension symbolic
 
-No pickle anywhere: Orbax stores arrays as tensorstore/OCDBT files, the rest is JSON, ONNX
-protobuf and a StableHLO flatbuffer. ``manifest`` (JAX-free) lists and verifies the files;
+A model without a form in one of the two formats (kNN, RBF SVM, random forest: neither;
+test-time augmentation, a linear SVM on HOG features: no ONNX) lacks that file, and the
+model card says why. No pickle anywhere: Orbax stores arrays as tensorstore/OCDBT files,
+classic arrays are an npz read with allow_pickle=False, the rest is JSON, ONNX protobuf and
+a StableHLO flatbuffer. ``manifest`` (JAX-free) lists and verifies the files;
 ``jaxdigits.load(path)`` verifies a bundle and serves it as a Predictor (``runtime="onnx"``:
 through onnxruntime). Bundles written before the two exported files existed still load with
 the JAX runtime.
@@ -27,7 +31,7 @@ import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -37,10 +41,10 @@ import orbax.checkpoint as ocp
 
 from jaxdigits import __version__, checkpoints, config as config_lib, exporters, models, records
 from jaxdigits import manifest as manifest_lib
-from jaxdigits.errors import BundleError
+from jaxdigits.errors import BundleError, CheckpointError
 from jaxdigits.inference import restore
 from jaxdigits.inference.onnx_runtime import OnnxPredictor
-from jaxdigits.inference.predictor import FlaxPredictor
+from jaxdigits.inference.predictor import ClassicPredictor, FlaxPredictor, Predictor
 # Re-exported: bundle.verify, bundle.PRETRAINED and the file names stay this module's API.
 from jaxdigits.manifest import (  # noqa: F401
     CARD, CONFIG, FORMAT, FORMAT_VERSION, MANIFEST, ONNX, PARAMS, PRETRAINED, STABLEHLO,
@@ -87,9 +91,35 @@ def model_card(config: ml_collections.ConfigDict, variables: dict[str, Any],
   }
 
 
+def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
+           write_model: Callable[[Path], None]) -> dict[str, Any]:
+  """Writes a bundle at ``out`` (which must not exist yet): the model (``write_model`` of the
+  folder), the exported files, config, card and manifest; returns the manifest."""
+  out = Path(out).absolute()
+  if out.exists():
+    raise BundleError(f"{out} already exists: choose a new --out or delete it first")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  # Written beside the target and renamed when whole, so an interrupted export leaves no
+  # half bundle under the name users will load.
+  tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+  try:
+    write_model(tmp)
+    card = {**card, "export": exporters.export_all(predictor, tmp)}
+    config = checkpoints.config_to_json(predictor.config)
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    written = manifest_lib.write(tmp)
+    tmp.rename(out)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return written
+
+
 def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str, Any],
          card: dict[str, Any]) -> dict[str, Any]:
-  """Writes a bundle folder at ``out`` (which must not exist yet) and returns its manifest.
+  """Writes a Flax model's bundle folder at ``out`` (which must not exist yet); returns its
+  manifest.
 
   ``variables`` may live on any devices with any sharding; Orbax saves one copy. The
   exported files are made from the same variables, and ``card`` gets their record under
@@ -100,54 +130,69 @@ def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str
     BundleError: ``out`` exists, or an exporter mistranslated the model (its logits strayed
       from JAX's on the probe batch).
   """
-  out = Path(out).absolute()
-  if out.exists():
-    raise BundleError(f"{out} already exists: choose a new --out or delete it first")
-  out.parent.mkdir(parents=True, exist_ok=True)
-  # Written beside the target and renamed when whole, so an interrupted export leaves no
-  # half bundle under the name users will load.
-  tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-  try:
-    # Empty collections (a model without BatchNorm) would be restored as missing anyway.
-    variables = {k: v for k, v in variables.items() if jax.tree.leaves(v)}
+  # Empty collections (a model without BatchNorm) would be restored as missing anyway.
+  variables = {k: v for k, v in variables.items() if jax.tree.leaves(v)}
+
+  def write_params(tmp: Path) -> None:
     with ocp.StandardCheckpointer() as ckptr:
       ckptr.save(tmp / PARAMS, variables)
       ckptr.wait_until_finished()
-    # On the host, so the exported constants do not depend on the devices they came from.
-    predictor = FlaxPredictor(config, models.build(config.model), jax.device_get(variables))
-    card = {**card, "export": exporters.export_all(predictor, tmp)}
-    (tmp / CONFIG).write_text(json.dumps(checkpoints.config_to_json(config), indent=2) + "\n")
-    (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    written = manifest_lib.write(tmp)
-    tmp.rename(out)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  return written
+
+  # On the host, so the exported constants do not depend on the devices they came from.
+  predictor = FlaxPredictor(config, models.build(config.model), jax.device_get(variables))
+  return _write(out, predictor, card, write_params)
 
 
 def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
-  """Bundles the best-on-validation checkpoint of a Flax training run; returns the manifest.
+  """Bundles a run's model; returns the manifest.
+
+  A Flax run gives its best-on-validation checkpoint; a classic run its fitted model (its
+  ``classic/`` folder, arrays only). Each exports what it can: Flax models and the linear
+  SVM to both formats (on HOG features, StableHLO only); kNN, the RBF SVM and the random
+  forest to neither, and the model card says why, naming the model.
 
   Raises:
-    BundleError: ``workdir`` is a bundle already, or a classic run (bundles hold Flax models).
-    CheckpointError: ``workdir`` holds no finished checkpoint.
+    BundleError: ``workdir`` is a bundle already.
+    CheckpointError: ``workdir`` holds no finished checkpoint or fitted classic model.
   """
   path = Path(workdir)
   if (path / MANIFEST).is_file():
     raise BundleError(f"{path} is a bundle already: copy the folder to share it, or check it "
                       f"with python -m jaxdigits.export --verify={path}")
   if (path / classic.STATE_DIR).is_dir() or path.name == classic.STATE_DIR:
-    raise BundleError(f"{path} is a classic model's run; bundles hold Flax models, so share the "
-                      f"run's {classic.STATE_DIR}/ folder, which jaxdigits.load reads as it is")
+    root = path.parent if path.name == classic.STATE_DIR else path
+    try:
+      config, fitted = classic.load(root)
+    except FileNotFoundError as e:  # classic/ without its state.npz and config.json
+      raise CheckpointError(str(e)) from None
+    card = model_card(config, {"params": fitted.arrays}, records.read(root).final or {})
+    return _write(out, ClassicPredictor(config, fitted), card,
+                  lambda tmp: classic.save(fitted, config, tmp / classic.STATE_DIR))
   config, _, variables = restore.read_run(path)
   card = model_card(config, variables, records.read(restore.workdir_of(path)).final or {})
   return save(out, config, variables, card)
 
 
+def load_predictor(path: str | Path, digest: str | None = None) -> Predictor:
+  """A verified bundle's model served by JAX: a FlaxPredictor, or a ClassicPredictor.
+
+  Raises:
+    BundleError: naming what is wrong (see ``read``).
+  """
+  root = Path(path).absolute()
+  if not (root / classic.STATE_DIR).is_dir():
+    return FlaxPredictor(*read(root, digest))
+  verify(root, digest)
+  try:
+    return ClassicPredictor(*classic.load(root))
+  except (ValueError, KeyError) as e:  # arrays or settings this jaxdigits does not know
+    raise BundleError(f"{root / classic.STATE_DIR}: this jaxdigits {__version__} cannot read "
+                      f"the bundle's classic model ({e}); upgrade jaxdigits") from None
+
+
 def read(path: str | Path, digest: str | None = None
          ) -> tuple[ml_collections.ConfigDict, nn.Module, dict[str, Any]]:
-  """A verified bundle's config, module and variables, on this process's first device.
+  """A verified Flax bundle's config, module and variables, on this process's first device.
 
   The saved device layout does not matter: the variables are restored into shapes taken from
   the config's model and placed on one device.
@@ -158,6 +203,9 @@ def read(path: str | Path, digest: str | None = None
   """
   root = Path(path).absolute()  # Orbax refuses relative paths
   verify(root, digest)
+  if (root / classic.STATE_DIR).is_dir():
+    raise BundleError(f"{root} holds a classic model, not Flax variables: serve it with "
+                      f"jaxdigits.load({str(root)!r}) or bundle.load_predictor")
   config = read_config(root)
   try:
     module, abstract = restore.abstract_variables(config)
@@ -177,7 +225,7 @@ def read(path: str | Path, digest: str | None = None
 
 
 def check_exports(path: str | Path) -> dict[str, float | str]:
-  """Runs a verified bundle's exported files on a probe batch against its JAX variables.
+  """Runs a verified bundle's exported files on a probe batch against its model in JAX.
 
   Returns, per exported file the bundle holds, the largest |logit difference| from JAX, or
   why it could not run here (ONNX without onnxruntime installed).
@@ -187,7 +235,7 @@ def check_exports(path: str | Path) -> dict[str, float | str]:
       does not load here or strays from JAX's logits by more than ``exporters.TOLERANCE``.
   """
   root = Path(path).absolute()
-  predictor = FlaxPredictor(*read(root))
+  predictor = load_predictor(root)
   listed = read_json(root / MANIFEST, "the manifest")["files"]
   images = np.random.default_rng(0).integers(0, 256, (3, *predictor.input_shape), np.uint8)
   want = predictor.logits(images)

@@ -15,6 +15,7 @@ import jaxdigits
 from conftest import REPO
 from jaxdigits import bundle, manifest
 from jaxdigits.cli import export as export_cli
+from jaxdigits.errors import CheckpointError
 
 # Trains a tiny run with the sharded strategy on 2 simulated CPU devices and bundles it from
 # variables replicated over that mesh, then saves the logits it computes for a fixed batch.
@@ -198,9 +199,10 @@ def test_not_a_bundle_says_what_to_do(tmp_path):
   assert "training workdir" in _refused_verify(tmp_path / "run")
   with pytest.raises(bundle.BundleError, match="bundle already"):
     bundle.export(bundle.PRETRAINED, tmp_path / "again")
-  (tmp_path / "knn" / "classic").mkdir(parents=True)
-  with pytest.raises(bundle.BundleError, match="classic"):
+  (tmp_path / "knn" / "classic").mkdir(parents=True)  # no fitted model inside
+  with pytest.raises(CheckpointError, match="holds no fitted classic model"):
     bundle.export(tmp_path / "knn", tmp_path / "knn_bundle")
+  assert not (tmp_path / "knn_bundle").exists()
 
 
 def test_export_of_several_runs_says_how_to_serve_an_ensemble(tmp_path, capsys):

@@ -11,7 +11,8 @@ What each test covers (tolerance: max |logit - JAX's| <= 1e-4, argmax equal on e
   statistics, so inference mode is what both files must reproduce;
 * an ensemble exported as one graph (2,000 images), test-time augmentation exported to
   StableHLO and refused for ONNX (300 images), the linear SVM (both formats; HOG features:
-  StableHLO only, 1,000 images), the other classic models refused by name; without the
+  StableHLO only, 1,000 images), the other classic models refused by name; bundles of
+  classic runs (a linear SVM: both files; kNN: neither, and why, by name); without the
   'onnx' extra, the model card says how to add model.onnx;
 * a changed byte of a bundle's ``model.onnx``: refused by ``jaxdigits.load(runtime="onnx")``
   and ``export --verify``, naming the file; a bundle without the exported files (as written
@@ -204,6 +205,33 @@ def test_linear_svm_exports_and_hog_is_stablehlo_only(mnist_test, tmp_path):
   check_stablehlo(hog, images, tmp_path)
   with pytest.raises(BundleError, match="a linear_svm on HOG features does not export to ONNX"):
     exporters.forward_of(hog, "onnx")
+
+
+def test_classic_runs_bundle_with_what_they_export(tiny_knn_run, mnist_test, tmp_path,
+                                                   capsys):
+  images = mnist_test.images[:500]
+  svm = fake_linear_svm("pixels")
+  classic.save(svm.fitted, svm.config, tmp_path / "svm_run" / classic.STATE_DIR)  # as a fit
+  for run, name in ((tmp_path / "svm_run", "svm"), (tiny_knn_run("mnist"), "knn")):
+    assert export_cli.main([f"--workdir={run}", f"--out={tmp_path / name}"]) == 0
+    assert isinstance(jaxdigits.load(tmp_path / name), ClassicPredictor)
+  # The linear SVM: both files, served by onnxruntime as by JAX.
+  served = jaxdigits.load(tmp_path / "svm", runtime="onnx")
+  assert_same(served.logits(images), np.asarray(svm.logits(images), np.float32), "svm onnx")
+  assert_same(stablehlo_logits(tmp_path / "svm" / manifest.STABLEHLO, images),
+              np.asarray(svm.logits(images), np.float32), "svm stablehlo")
+  # kNN: neither file; the card, the export command and the ONNX loader say why, by name.
+  knn = tmp_path / "knn"
+  np.testing.assert_array_equal(jaxdigits.load(knn).logits(images),
+                                jaxdigits.load(tiny_knn_run("mnist")).logits(images))
+  assert not (knn / manifest.ONNX).exists() and not (knn / manifest.STABLEHLO).exists()
+  out = capsys.readouterr().out
+  assert f"{manifest.ONNX}: not written: a knn model cannot be exported to ONNX" in out, out
+  with pytest.raises(BundleError, match="does not export to that format .a knn model cannot"):
+    jaxdigits.load(knn, runtime="onnx")
+  assert export_cli.main([f"--verify={knn}"]) == 0
+  with pytest.raises(BundleError, match="holds a classic model, not Flax variables"):
+    bundle.read(knn)
 
 
 @pytest.mark.parametrize("name", ["knn", "svm", "random_forest"])

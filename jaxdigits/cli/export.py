@@ -3,11 +3,12 @@
   python -m jaxdigits.export --workdir=runs/cnn --out=cnn_bundle
   python -m jaxdigits.export --verify=cnn_bundle
 
-A bundle holds the run's best-on-validation variables and, made from them, ``model.onnx``
-(served by ``--runtime=onnx`` without JAX) and ``model.stablehlo``; ``model_card.json``
-says their contract. ``--verify`` checks every file against the manifest, restores the
-variables and runs both exported files against them. The bundle format and its checks live
-in ``jaxdigits.bundle`` and ``jaxdigits.manifest``.
+A bundle holds the run's model (a Flax run's best-on-validation variables, a classic run's
+fitted arrays) and, made from it, ``model.onnx`` (served by ``--runtime=onnx`` without JAX)
+and ``model.stablehlo``; ``model_card.json`` says their contract, or why a model has no
+such file (kNN, RBF SVM, random forest). ``--verify`` checks every file against the
+manifest, loads the model and runs the exported files against it. The bundle format and its
+checks live in ``jaxdigits.bundle`` and ``jaxdigits.manifest``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from jaxdigits.errors import ConfigError
 
 
 def _define(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("workdir", None, "training workdir (its best-on-validation checkpoint)",
-                      flag_values=fv)
+  flags.DEFINE_string("workdir", None, "training workdir (its best-on-validation checkpoint) "
+                      "or a classic model's run", flag_values=fv)
   flags.DEFINE_string("out", None, "bundle folder to create (must not exist)", flag_values=fv)
   flags.DEFINE_string("verify", None, "a bundle to check and load", flag_values=fv)
 

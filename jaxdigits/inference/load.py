@@ -61,10 +61,9 @@ def locate(path: PathLike) -> tuple[Kind, Path]:
 def _load_onnx(path: PathLike) -> Predictor:
   kind, root = locate(path)
   if kind is not Kind.BUNDLE:
-    how = (f"export it with python -m jaxdigits.export --workdir={root} --out=BUNDLE and "
-           f"serve the bundle, or use runtime 'jax'" if kind is Kind.FLAX else
-           "classic models are served by runtime 'jax'")
-    raise ConfigError(f"{path}: a {kind.value}; runtime 'onnx' serves bundles only: {how}")
+    raise ConfigError(f"{path}: a {kind.value}; runtime 'onnx' serves bundles only: export it "
+                      f"with python -m jaxdigits.export --workdir={root} --out=BUNDLE and serve "
+                      f"the bundle, or use runtime 'jax'")
   from jaxdigits.inference import onnx_runtime  # pylint: disable=g-import-not-at-top
   return onnx_runtime.OnnxPredictor.from_bundle(root)
 
@@ -78,7 +77,7 @@ def _load_jax(path: PathLike) -> Predictor:
   # pylint: enable=g-import-not-at-top
   kind, root = locate(path)
   if kind is Kind.BUNDLE:
-    return FlaxPredictor(*bundle.read(root))
+    return bundle.load_predictor(root)
   if kind is Kind.FLAX:
     return FlaxPredictor(*restore.read_run(root))
   try:
