@@ -1,18 +1,23 @@
-"""ONNX and StableHLO exports of the shipped CNN: cost, fidelity, speed, start-up.
+"""ONNX and StableHLO exports of the shipped CNN: cost, fidelity, speed, start-up of predict.
 
   python benchmarks/export.py [--calls 200] [--smoke]
 
-Exports the shipped MNIST CNN (``jaxdigits.load()``) to ``model.onnx`` (jax2onnx) and
-``model.stablehlo`` (``jax.export``), and reports: export time (conversion plus the
-exporter's own probe check) and file size of each; max |logit difference| from JAX and
-argmax agreement on the 10,000 MNIST test images for each format; batch-1 latency p50/p95
-and batch-500 throughput of JAX (the Predictor), onnxruntime (OnnxPredictor) and the
-deserialised StableHLO; and the start-up time of predicting one PNG in a fresh process with
-each runtime (process start to printed answer, median of 3). Last line:
-onnx_agree=… onnx_max_abs=… stablehlo_agree=… jax_b1_ms=… onnx_b1_ms=… jax_start_s=…
-onnx_start_s=…
+Bundles the shipped MNIST CNN's variables again (``bundle.save``, which writes
+``model.onnx`` with jax2onnx and ``model.stablehlo`` with ``jax.export`` and checks each on
+a probe batch) and reports: the time of each exporter, first in the process (conversion
+plus its probe check, the converters already imported), then of a whole bundle, and each
+file's size; max |logit difference| from JAX and argmax agreement on the 10,000 MNIST test
+images, for the bundle's ONNX (served by ``jaxdigits.load(bundle, runtime="onnx")``) and
+StableHLO files; batch-1 latency p50/p95 and batch-500 throughput of JAX (the Predictor),
+onnxruntime and the deserialised StableHLO; and the start-up of the real command on one PNG
+with each runtime, process start to printed answer (median of 3):
 
-``--smoke``: a randomly initialised narrow CNN, 200 test images, 20 calls.
+  python -m jaxdigits.predict --checkpoint=BUNDLE [--runtime=onnx] digit.png
+
+Last line: onnx_agree=… onnx_max_abs=… stablehlo_agree=… jax_b1_ms=… onnx_b1_ms=…
+jax_start_s=… onnx_start_s=…
+
+``--smoke``: a randomly initialised narrow CNN, 200 test images, 20 calls, one start each.
 """
 
 from __future__ import annotations
@@ -32,21 +37,17 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _smoke  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import _smoke
 
-import jaxdigits  # pylint: disable=wrong-import-position
-from jaxdigits import config as config_lib, exporters, models  # pylint: disable=wrong-import-position
-from jaxdigits.data import load_tfds  # pylint: disable=wrong-import-position
-from jaxdigits.exporters import onnx as onnx_export, stablehlo  # pylint: disable=wrong-import-position
-from jaxdigits.inference.onnx_runtime import OnnxPredictor  # pylint: disable=wrong-import-position
-from jaxdigits.inference.predictor import FlaxPredictor  # pylint: disable=wrong-import-position
+import jaxdigits
+from jaxdigits import bundle, config as config_lib, exporters, manifest, models
+from jaxdigits.data import load_tfds
+from jaxdigits.exporters import onnx as onnx_export, stablehlo
+from jaxdigits.inference.predictor import FlaxPredictor
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 REPO = Path(__file__).resolve().parents[1]
-# The same work in each runtime's fresh process: load the model, predict one file, print.
-START_JAX = ("import sys, jaxdigits; "
-             "print(jaxdigits.load(sys.argv[1] or None).predict([sys.argv[2]])[0])")
-START_ONNX = ("import sys; from jaxdigits.inference.onnx_runtime import OnnxPredictor; "
-              "print(OnnxPredictor.load(sys.argv[1]).predict([sys.argv[2]])[0])")
 
 
 def smoke_predictor() -> FlaxPredictor:
@@ -79,11 +80,35 @@ def fidelity(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
           float(np.mean(got.argmax(-1) == want.argmax(-1))))
 
 
-def start_up_s(code: str, model: str, image: Path, repeats: int = 3) -> float:
+def start_up_s(model: Path, runtime: str, image: Path, repeats: int) -> float:
+  """Process start to printed answer of the predict command."""
+  command = [sys.executable, "-m", "jaxdigits.predict", f"--checkpoint={model}",
+             f"--runtime={runtime}", str(image)]
   env = {**os.environ, "PYTHONUNBUFFERED": "1"}
   return float(np.median([timed(lambda: subprocess.run(
-      [sys.executable, "-c", code, model, str(image)], check=True, env=env, cwd=REPO,
-      stdout=subprocess.DEVNULL)) for _ in range(repeats)]))
+      command, check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL))
+                          for _ in range(repeats)]))
+
+
+def export(predictor: FlaxPredictor, out: Path) -> Path:
+  """Times each exporter alone, then bundles the variables (both exports again, checked)."""
+  # Imported first: importing them is not the conversion's cost.
+  import jax2onnx, onnxruntime  # noqa: F401  pylint: disable=g-import-not-at-top,multiple-imports
+  onnx_s = timed(lambda: onnx_export.to_onnx(exporters.forward_of(predictor, "onnx"),
+                                             out / manifest.ONNX))
+  hlo_s = timed(lambda: stablehlo.to_stablehlo(exporters.forward_of(predictor, "stablehlo"),
+                                               out / manifest.STABLEHLO))
+  path = out / "bundle"
+  card = bundle.model_card(predictor.config, predictor.variables, {})
+  bundle_s = timed(lambda: bundle.save(path, predictor.config, predictor.variables, card))
+  sizes = {name: (path / name).stat().st_size / 1e6 for name in (manifest.ONNX,
+                                                                 manifest.STABLEHLO)}
+  # The first conversion in a process includes jax2onnx loading its plugins and JAX tracing
+  # the model once; the bundle after it shows what a repeated export costs.
+  print(f"export, first in this process: onnx {onnx_s:.2f} s, {sizes[manifest.ONNX]:.2f} MB; "
+        f"stablehlo {hlo_s:.2f} s, {sizes[manifest.STABLEHLO]:.2f} MB; then a whole bundle "
+        f"(variables, both exports, their checks) {bundle_s:.2f} s")
+  return path
 
 
 def main() -> None:
@@ -92,19 +117,12 @@ def main() -> None:
   parser.add_argument("--smoke", action="store_true", help="tiny model, 200 images")
   args = parser.parse_args()
   calls = 20 if args.smoke else args.calls
-  predictor = smoke_predictor() if args.smoke else jaxdigits.load()
   test = load_tfds("mnist", "test", stop=200 if args.smoke else None)
-  out = Path(tempfile.mkdtemp(prefix="jaxdigits-export-"))
-  onnx_path, hlo_path = out / exporters.ONNX_FILE, out / exporters.STABLEHLO_FILE
+  path = export(smoke_predictor() if args.smoke else jaxdigits.load(),
+                Path(tempfile.mkdtemp(prefix="jaxdigits-export-")))
 
-  onnx_s = timed(lambda: onnx_export.to_onnx(exporters.forward_of(predictor, "onnx"),
-                                             onnx_path))
-  hlo_s = timed(lambda: stablehlo.to_stablehlo(exporters.forward_of(predictor, "stablehlo"),
-                                               hlo_path))
-  print(f"export: onnx {onnx_s:.2f} s, {onnx_path.stat().st_size / 1e6:.2f} MB; "
-        f"stablehlo {hlo_s:.2f} s, {hlo_path.stat().st_size / 1e6:.2f} MB")
-
-  served, loaded = OnnxPredictor.load(onnx_path), stablehlo.load_stablehlo(hlo_path)
+  predictor, served = jaxdigits.load(path), jaxdigits.load(path, runtime="onnx")
+  loaded = stablehlo.load_stablehlo(path / manifest.STABLEHLO)
   scaled = test.images.astype(np.float32) * np.float32(1 / 255)
   hlo_logits = lambda x: np.concatenate([loaded(x[i:i + 500]) for i in range(0, len(x), 500)])
   want = predictor.logits(test.images)
@@ -126,17 +144,16 @@ def main() -> None:
     print(f"{name}: batch-1 p50 {b1[name][0]:.2f} ms p95 {b1[name][1]:.2f} ms; "
           f"batch-500 {rate:,.0f} images/s")
 
-  png = out / "digit.png"
+  png = path.parent / "digit.png"
   Image.fromarray(255 - test.images[0, ..., 0]).save(png)  # dark ink on white, as a user's
   repeats = 1 if args.smoke else 3
-  jax_start = start_up_s(START_JAX, "", png, repeats)  # the shipped bundle, as predict loads it
-  onnx_start = start_up_s(START_ONNX, str(onnx_path), png, repeats)
-  print(f"start-up, one PNG in a fresh process: jax {jax_start:.2f} s (shipped model), "
-        f"onnx {onnx_start:.2f} s")
+  start = {runtime: start_up_s(path, runtime, png, repeats) for runtime in ("jax", "onnx")}
+  print(f"start-up of python -m jaxdigits.predict on one PNG (process start to answer): "
+        f"--runtime=jax {start['jax']:.2f} s, --runtime=onnx {start['onnx']:.2f} s")
   print(f"onnx_agree={onnx_agree:.4f} onnx_max_abs={onnx_max:.2e} "
         f"stablehlo_agree={hlo_agree:.4f} jax_b1_ms={b1['jax'][0]:.2f} "
-        f"onnx_b1_ms={b1['onnx'][0]:.2f} jax_start_s={jax_start:.2f} "
-        f"onnx_start_s={onnx_start:.2f}")
+        f"onnx_b1_ms={b1['onnx'][0]:.2f} jax_start_s={start['jax']:.2f} "
+        f"onnx_start_s={start['onnx']:.2f}")
 
 
 if __name__ == "__main__":
