@@ -123,9 +123,29 @@ def test_bad_files_get_a_message_and_the_server_lives(client, tmp_path):
   assert _predict(client, tmp_path / "photo.jpg")["label"] == "1"
 
 
-def test_api_lists_only_predict(client):
+def test_predict_number_reads_a_two_digit_number_and_explains_bad_files(
+    client, raw_dir, tfds_dir, tmp_path):
+  digits = load_tfds("mnist", "test", raw_dir=str(raw_dir), data_dir=str(tfds_dir), stop=2)
+  canvas = np.zeros((90, 200), np.uint8)  # two digits, side by side, dark on white
+  for x, digit in zip((20, 110), digits.images):
+    canvas[15:71, x:x + 56] = np.asarray(Image.fromarray(digit[..., 0]).resize((56, 56)))
+  Image.fromarray(255 - canvas).save(tmp_path / "two.png")
+  reading = client.predict(gradio_client.handle_file(str(tmp_path / "two.png")),
+                           api_name="/predict_number")
+  assert reading["file"] == "two.png"
+  assert reading["number"] == "".join(map(str, digits.labels))
+  for d, x in zip(reading["digits"], (20, 110)):
+    x0, y0, x1, y1 = d["box"]
+    assert x <= x0 < x1 <= x + 56 and 15 <= y0 < y1 <= 71, (d, x)
+  (tmp_path / "notes.png").write_text("not an image")
+  bad = client.predict(gradio_client.handle_file(str(tmp_path / "notes.png")),
+                       api_name="/predict_number")
+  assert bad["number"] is None and bad["digits"] == [] and "not an image" in bad["reason"], bad
+
+
+def test_api_lists_only_predict_and_predict_number(client):
   assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == [
-      "/predict"]
+      "/predict", "/predict_number"]
 
 
 def test_sketch_value_without_composite_uses_layers():

@@ -181,3 +181,40 @@ def test_an_ensemble_of_two_runs_predicts_drawn_digits(workdir, tiny_run, test_d
   results = ensemble.predict(drawings, names=[f"d{i}" for i in range(100)])
   assert [r.file for r in results] == [f"d{i}" for i in range(100)]
   assert np.mean([r.digit == y for r, y in zip(results, test_digits.labels)]) >= 0.9
+
+
+def _side_by_side(digits: list[np.ndarray], gap: int = 12) -> tuple[np.ndarray, list[int]]:
+  """MNIST digits [28,28,1] in a row, dark on white, and the x where each one's 28 columns start."""
+  starts = [gap + i * (28 + gap) for i in range(len(digits))]
+  canvas = np.zeros((28 + 2 * gap, starts[-1] + 28 + gap), np.uint8)
+  for x, digit in zip(starts, digits):
+    canvas[gap:gap + 28, x:x + 28] = digit[..., 0]
+  return 255 - canvas, starts
+
+
+def test_cli_reads_a_number_with_a_box_per_digit(test_digits, tmp_path, capsys):
+  canvas, starts = _side_by_side(list(test_digits.images[:3]))
+  path = tmp_path / "number.png"
+  Image.fromarray(canvas).save(path)
+  missing = tmp_path / "missing.png"
+  # The shipped CNN: these tests are about the command, not about a tiny run's accuracy.
+  assert predict_cli.main(["--number", "--json", str(path), str(missing)]) == 1
+  out = capsys.readouterr()
+  reading, = json.loads(out.out)
+  assert reading["file"] == str(path)
+  assert reading["number"] == "".join(map(str, test_digits.labels[:3]))
+  assert [d["digit"] for d in reading["digits"]] == list(test_digits.labels[:3])
+  for d, x in zip(reading["digits"], starts):
+    x0, y0, x1, y1 = d["box"]
+    assert x <= x0 < x1 <= x + 28 and 12 <= y0 < y1 <= 12 + 28, (d, x)  # inside its slot
+    assert 0.5 < d["probability"] <= 1
+  error, = out.err.strip().splitlines()
+  assert error.startswith("jaxdigits.predict: error:") and str(missing) in error
+  assert "no such file" in error
+  # Text output: one line per file; a single digit is a one-digit number.
+  one = tmp_path / "one.png"
+  Image.fromarray(255 - test_digits.images[0][..., 0]).resize((112, 112)).save(one)
+  assert predict_cli.main(["--number", str(path), str(one)]) == 0
+  number_line, digit_line = capsys.readouterr().out.splitlines()
+  assert number_line.startswith(f"{path}: {reading['number']}  ({test_digits.labels[0]} p=")
+  assert digit_line.startswith(f"{one}: {test_digits.labels[0]}  (")

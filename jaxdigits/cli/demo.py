@@ -6,6 +6,9 @@
 Scripting: ``gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/predict")``
 returns a Label value: ``{"label": "7", "confidences": [{"label": "7", "confidence": ...}, ...]}``,
 or ``{"label": "<message>"}`` when the image cannot be read or holds no digit.
+``api_name="/predict_number"`` reads the image as a number, left to right: ``{"file",
+"number": "2026", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}, ...]}``, or
+``"number": None`` with a ``"reason"``.
 """
 
 from __future__ import annotations

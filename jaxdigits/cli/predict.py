@@ -1,11 +1,14 @@
 """Recognise the digit in each image file.
 
   python -m jaxdigits.predict [--checkpoint=MODEL[,MODEL...]] image.png [more.jpg ...]
-      [--json] [--tta] [--runtime=jax|onnx]
+      [--number] [--json] [--tta] [--runtime=jax|onnx]
 
 One line per image (``file: digit (p=...)  top3 ...``), or with ``--json`` one JSON list of
-``{"file", "digit", "probability", "top3"}``. An image that cannot be read is named on stderr,
-the others still predicted, and the exit code is 1. ``--runtime=onnx`` serves bundles'
+``{"file", "digit", "probability", "top3"}``. With ``--number`` each image is read as a whole
+number, left to right (``file: 2026  (2 p=0.999, 0 p=0.998, ...)``; JSON rows ``{"file",
+"number", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}]}``, box ends
+exclusive); a single digit is a one-digit number. An image that cannot be read is named on
+stderr, the others still predicted, and the exit code is 1. ``--runtime=onnx`` serves bundles'
 ``model.onnx`` through onnxruntime, without importing JAX.
 """
 
@@ -26,6 +29,8 @@ from jaxdigits.inference import load as load_lib
 def _define(fv: flags.FlagValues) -> None:
   flags.DEFINE_multi_string("checkpoint", None, f"{runner.MODELS_HELP} (default: the shipped "
                             "MNIST CNN)", flag_values=fv)
+  flags.DEFINE_boolean("number", False, "read each image as a number of one or more digits",
+                       flag_values=fv)
   flags.DEFINE_boolean("json", False, "print one JSON list instead of lines", flag_values=fv)
   flags.DEFINE_boolean("tta", False, runner.TTA_HELP, flag_values=fv)
   flags.DEFINE_enum("runtime", "jax", load_lib.RUNTIMES, load_lib.RUNTIME_HELP, flag_values=fv)
@@ -36,6 +41,8 @@ def _predict(fv: flags.FlagValues, images: list[str]) -> int:
     raise ConfigError("give one or more image files, e.g. python -m jaxdigits.predict digit.png")
   predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta,
                              runtime=fv.runtime)
+  if fv.number:
+    return _read_numbers(predictor, images, fv.json)
   results = predictor.predict(images)
   failed = [r for r in results if isinstance(r, ImageError)]
   for error in failed:
@@ -47,6 +54,25 @@ def _predict(fv: flags.FlagValues, images: list[str]) -> int:
     for r in ok:
       top3 = "  ".join(f"{d}:{p:.3f}" for d, p in r.top3)
       print(f"{r.file}: {r.digit} (p={r.probability:.3f})  top3 {top3}")
+  return 1 if failed else 0
+
+
+def _read_numbers(predictor: contract.Predictor, images: list[str], as_json: bool) -> int:
+  # Imported here: scipy's segmentation is only paid for by --number.
+  from jaxdigits.inference import numbers  # pylint: disable=g-import-not-at-top
+  readings, failed = [], 0
+  for path in images:
+    try:
+      readings.append(numbers.read_number(predictor, path))
+    except ImageError as error:
+      print(f"jaxdigits.predict: error: {runner.one_line(str(error))}", file=sys.stderr)
+      failed += 1
+  if as_json:
+    print(json.dumps([r.to_json() for r in readings]))
+  else:
+    for r in readings:
+      digits = ", ".join(f"{d.digit} p={d.probability:.3f}" for d in r.digits)
+      print(f"{r.file}: {r.number}  ({digits})")
   return 1 if failed else 0
 
 

@@ -6,6 +6,9 @@
 Scripting: ``gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/predict")``
 returns a Label value: ``{"label": "7", "confidences": [{"label": "7", "confidence": ...}, ...]}``,
 or ``{"label": "<message>"}`` when the image cannot be read or holds no digit.
+``api_name="/predict_number"`` reads the image as a number, left to right: ``{"file",
+"number": "2026", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}, ...]}`` (box
+ends exclusive), or ``{"file", "number": None, "digits": [], "reason": "<message>"}``.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
-from jaxdigits.inference import preprocess  # noqa: E402
+from jaxdigits.inference import numbers, preprocess  # noqa: E402
 from jaxdigits.inference.contract import Predictor  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -36,8 +39,10 @@ MAX_FILE_SIZE = "25mb"   # larger than any phone photo, small enough to keep upl
 CANVAS = 400
 BRUSH = 14  # radius in canvas pixels: strokes about as thick, relative to the digit, as MNIST's
 VIEW_SCALE = 10  # the 28x28 input is shown at 280x280, nearest-neighbour, so pixels stay visible
+BOXES_VIEW = 640  # the input with its digit boxes is shown at most this wide or tall
 
 Label = dict[str, float] | str
+Number = dict[str, Any]  # NumberReading.to_json(), or a reading with "number": None and a reason
 
 # Gradio's editor starts with no tool selected ("select the draw tool to start"); a sketchpad
 # that cannot be drawn on at once is a puzzle, so pick the brush on load and after clearing.
@@ -77,6 +82,48 @@ def _classify(predictor: Predictor, source: preprocess.ImageSource,
   return {str(d): float(p[d]) for d in range(len(p))}, view
 
 
+def _read_number(predictor: Predictor, source: preprocess.ImageSource, name: str) -> Number:
+  try:
+    return numbers.read_number(predictor, source, name=name).to_json()
+  except preprocess.ImageError as e:
+    return _no_number(name, str(e).replace(preprocess.source_name(source), name))
+
+
+def _no_number(name: str, reason: str) -> Number:
+  return {"file": name, "number": None, "digits": [], "reason": reason}
+
+
+def number_text(number: Number) -> str:
+  if number["number"] is None:
+    return f"Number: none ({number['reason']})"
+  return f"Number: {number['number']}"
+
+
+def boxes_view(source: preprocess.ImageSource, number: Number) -> np.ndarray | None:
+  """The input flattened on white, each digit's box drawn over it, at most BOXES_VIEW wide."""
+  if not number["digits"]:
+    return None
+  if isinstance(source, np.ndarray):
+    im = Image.fromarray(source).convert("RGBA")
+  elif isinstance(source, Image.Image):
+    im = source.convert("RGBA")
+  else:
+    with Image.open(source) as opened:
+      im = opened.convert("RGBA")
+  im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
+  scale = min(1.0, BOXES_VIEW / max(im.size))
+  im = im.convert("RGB").resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))))
+  draw = ImageDraw.Draw(im)
+  width = max(2, round(max(im.size) / 200))
+  for d in number["digits"]:
+    x0, y0, x1, y1 = (round(v * scale) for v in d["box"])
+    # Box ends are exclusive; PIL's rectangle includes its end pixels.
+    draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=(220, 30, 30),
+                   width=width)
+    draw.text((x0 + width, y0 + width), str(d["digit"]), fill=(220, 30, 30))
+  return np.asarray(im)
+
+
 def sketch_image(value: dict[str, Any] | np.ndarray | None) -> np.ndarray | None:
   """The drawing in a Sketchpad value (dict of background, layers, composite), or None if empty.
 
@@ -100,37 +147,78 @@ def sketch_image(value: dict[str, Any] | np.ndarray | None) -> np.ndarray | None
   return np.asarray(canvas)
 
 
-def predict_sketch(predictor: Predictor,
-                   value: dict[str, Any] | None) -> tuple[Label, np.ndarray | None]:
+def predict_sketch(predictor: Predictor, value: dict[str, Any] | None
+                   ) -> tuple[Label, np.ndarray | None, str, np.ndarray | None]:
+  """(label, model input, "Number: ...", the canvas with digit boxes) for one stroke."""
   image = sketch_image(value)
   if image is None:
-    return DRAW_A_DIGIT, None
-  return _classify(predictor, image, "the canvas")
+    return DRAW_A_DIGIT, None, "", None
+  label, view = _classify(predictor, image, "the canvas")
+  if view is None:  # blank or unreadable: no number either, and no second look at it
+    return label, None, "", None
+  number = _read_number(predictor, image, "the canvas")
+  return label, view, number_text(number), boxes_view(image, number)
 
 
-def predict_file(predictor: Predictor, payload: dict[str, Any] | str | None
-                 ) -> tuple[Label, np.ndarray | None]:
-  """An uploaded file, unpreprocessed (Gradio's FileData dict), so that a non-image or a huge
-  image gets a message here instead of an exception inside Gradio's decoder."""
-  if payload is None:
-    return f"{DRAW_A_DIGIT} or upload an image of one", None
-  path = payload if isinstance(payload, str) else payload.get("path")
+def _upload(payload: dict[str, Any] | str | None) -> tuple[str | None, str, str | None]:
+  """(path, name, message): the message says why the upload is not read, else None.
+
+  Uploads arrive unpreprocessed (Gradio's FileData dict), so that a non-image or a huge image
+  gets a message here instead of an exception inside Gradio's decoder.
+  """
+  path = payload if isinstance(payload, str) else (payload or {}).get("path")
   name = Path((payload.get("orig_name") if isinstance(payload, dict) else None) or path or "").name
   if not path:
-    return f"{DRAW_A_DIGIT} or upload an image of one", None
+    return None, name, f"{DRAW_A_DIGIT} or upload an image of one"
   try:
     with Image.open(path) as im:  # reads the header only
       w, h = im.size
     if w * h > MAX_PIXELS:
-      return (f"{name}: {w}x{h} pixels is more than this demo reads ({MAX_PIXELS // 10**6} "
-              f"megapixels); scale it down"), None
+      return path, name, (f"{name}: {w}x{h} pixels is more than this demo reads "
+                          f"({MAX_PIXELS // 10**6} megapixels); scale it down")
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-    pass  # to_mnist_style names the problem
+    pass  # to_ink names the problem
+  return path, name, None
+
+
+def _unreadable(name: str, e: Exception) -> str:
+  # One bad file must not take the server down for everyone.
+  return f"{name}: could not be read ({type(e).__name__}); try a PNG or JPEG"
+
+
+def predict_file(predictor: Predictor, payload: dict[str, Any] | str | None
+                 ) -> tuple[Label, np.ndarray | None]:
+  """(label, model input) for an uploaded file."""
+  path, name, message = _upload(payload)
+  if message:
+    return message, None
   try:
     return _classify(predictor, path, name)
   except Exception as e:  # pylint: disable=broad-except
-    # One bad file must not take the server down for everyone.
-    return f"{name}: could not be read ({type(e).__name__}); try a PNG or JPEG", None
+    return _unreadable(name, e), None
+
+
+def predict_number(predictor: Predictor, payload: dict[str, Any] | str | None) -> Number:
+  """An uploaded file read as a number: NumberReading.to_json(), or a reading with a reason."""
+  path, name, message = _upload(payload)
+  if message:
+    return _no_number(name, message)
+  try:
+    return _read_number(predictor, path, name)
+  except Exception as e:  # pylint: disable=broad-except
+    return _no_number(name, _unreadable(name, e))
+
+
+def show_upload(predictor: Predictor, payload: dict[str, Any] | str | None, number: Number | None
+                ) -> tuple[np.ndarray | None, str, np.ndarray | None]:
+  """(model input, "Number: ...", the upload with digit boxes), from /predict_number's reading."""
+  view = predict_file(predictor, payload)[1]
+  if not number or view is None:
+    return view, "", None
+  try:
+    return view, number_text(number), boxes_view(_upload(payload)[0], number)
+  except Exception:  # pylint: disable=broad-except
+    return view, number_text(number), None
 
 
 def build(predictor: Predictor) -> gr.Blocks:
@@ -154,19 +242,28 @@ def build(predictor: Predictor) -> gr.Blocks:
         label = gr.Label(label="Prediction (top 3)", num_top_classes=3, elem_id="prediction")
         seen = gr.Image(label="What the model sees (28x28)", interactive=False, format="png",
                         elem_id="model-input")
+        number = gr.Markdown(elem_id="number")
+        boxes = gr.Image(label="The digits read", interactive=False, format="png",
+                         elem_id="number-boxes")
+        # /predict_number's output, carried to the step that draws it (never shown as JSON).
+        reading = gr.JSON(visible=False)
 
-    sketch.change(lambda v: predict_sketch(predictor, v), sketch, [label, seen],
+    sketch.change(lambda v: predict_sketch(predictor, v), sketch, [label, seen, number, boxes],
                   api_visibility="private", show_progress="hidden", trigger_mode="always_last")
-    # The scripting endpoint: one image in, one Label out. The model-input view follows in a
-    # second step, so /predict's output stays a plain Label for gradio_client users.
+    # The scripting endpoints: one image in, one Label (/predict) or one number reading
+    # (/predict_number) out. The views follow in a last step, drawn from that reading, so each
+    # endpoint's output stays plain for gradio_client users and the number is read once.
     upload.change(lambda p: predict_file(predictor, p)[0], upload, label, api_name="predict",
                   preprocess=False, show_progress="hidden").then(
-        lambda p: predict_file(predictor, p)[1], upload, seen, api_visibility="private",
-        preprocess=False, show_progress="hidden")
+        lambda p: predict_number(predictor, p), upload, reading, api_name="predict_number",
+        preprocess=False, show_progress="hidden").then(
+        lambda p, r: show_upload(predictor, p, r), [upload, reading], [seen, number, boxes],
+        api_visibility="private", preprocess=False, show_progress="hidden")
     # The canvas is cleared by the editor's own "Clear canvas" button: setting the Sketchpad's
     # value to None from Python leaves Gradio 6's editor without a canvas.
-    clear.click(lambda: (None, DRAW_A_DIGIT, None), None, [upload, label, seen],
-                js=CLEAR_CANVAS_JS, api_visibility="private", queue=False)
+    clear.click(lambda: (None, DRAW_A_DIGIT, None, "", None), None,
+                [upload, label, seen, number, boxes], js=CLEAR_CANVAS_JS,
+                api_visibility="private", queue=False)
   return app
 
 
