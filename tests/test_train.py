@@ -44,15 +44,22 @@ def reference(raw_dir, tfds_dir, tmp_path_factory):
   return workdir, config, final
 
 
+@pytest.mark.slow
 def test_fast_config_passes_99_percent(raw_dir, tfds_dir, tmp_path):
-  """configs/fast.py as benchmarks/time_to_99.py runs it (measured: 99.20% test)."""
+  """configs/fast.py as benchmarks/time_to_99.py runs it (measured: 99.20% and 99.11% test on
+  two CPU machines). How fast it is belongs to the benchmark; here, what train_seconds counts."""
   config = config_lib.load_file(REPO / "configs" / "fast.py")
   config.data.raw_dir, config.data.tfds_dir = str(raw_dir), str(tfds_dir)
   config.progress_bar = False
+  start = time.perf_counter()
   final = train.train_and_evaluate(config, tmp_path)
+  wall = time.perf_counter() - start
   assert final["test_accuracy"] >= 0.988, final
-  assert 0 < final["train_seconds"] < 300, final
-  assert 0 < final["compile_seconds"] < final["train_seconds"], final
+  epochs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()][:-1]
+  steps = sum(r["epoch_seconds"] for r in epochs)
+  # train_seconds = set-up + compilation + the epochs' steps; never data loading or evaluation.
+  assert 0 < final["compile_seconds"] and steps + final["compile_seconds"] <= final["train_seconds"]
+  assert final["train_seconds"] < wall, (final, wall)
 
 
 def test_short_run_learns_and_writes_metrics(reference):
