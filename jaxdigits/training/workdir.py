@@ -48,7 +48,7 @@ def check(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
   Fields a resume may change (``config.RESUMABLE_CHANGES``: epochs, data folders, the
   parallel layout, checkpoint cadence) do not count.
   """
-  if Path(workdir).is_file():  # every kind of run would fail to mkdir it, with a traceback
+  if Path(workdir).exists() and not Path(workdir).is_dir():
     raise CheckpointError(f"--workdir={workdir}: is a file; give a folder (a new one, or a run "
                           f"to resume)")
   current = checkpoints.config_to_json(config)
@@ -75,10 +75,7 @@ def claim(workdir: str | Path, config: ml_collections.ConfigDict, *,
   process 0's workdir, and its lock stands for the whole run.
   """
   workdir = Path(workdir)
-  if workdir.exists() and not workdir.is_dir():  # mkdir would raise FileExistsError
-    raise CheckpointError(f"--workdir={workdir}: is a file; give a folder (a new one, or a run "
-                          "to resume)")
-  check(workdir, config)
+  check(workdir, config)  # also refuses a file, which mkdir would fail on with a traceback
   workdir.mkdir(parents=True, exist_ok=True)
   with _locked(workdir) if lock else contextlib.nullcontext():
     check(workdir, config)  # another run may have written its config while we waited
