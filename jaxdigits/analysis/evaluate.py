@@ -20,6 +20,7 @@ from jaxdigits import config as config_lib
 from jaxdigits.analysis import plots
 from jaxdigits.data import Split, load_tfds
 from jaxdigits.errors import ConfigError
+from jaxdigits.inference import contract
 from jaxdigits.inference import load as load_lib
 from jaxdigits.inference import preprocess
 from jaxdigits.inference.predictor import Predictor
@@ -158,10 +159,7 @@ def evaluate(predictor: Predictor, data: Split, out_dir: str | Path, *,
   start = time.perf_counter()
   logits = predictor.logits(data.images)
   seconds = time.perf_counter() - start
-  # float64 softmax: log loss must not see probabilities that sum to 1 - 1e-7.
-  logits = logits.astype(np.float64)
-  probs = np.exp(logits - logits.max(-1, keepdims=True))
-  probs /= probs.sum(-1, keepdims=True)
+  probs = contract.softmax(logits)
   labels = np.asarray(data.labels)
   result = {**(description or {}), **classification_metrics(probs, labels),
             "inference_seconds_with_compile": seconds,

@@ -26,6 +26,14 @@ from jaxdigits.errors import CheckpointError, ConfigError, ImageError
 from jaxdigits.inference import preprocess
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+  """Probabilities of logits [N, classes], in float64: log loss must not see probabilities
+  that sum to 1 - 1e-7, and the max is taken out so large logits cannot overflow."""
+  logits = np.asarray(logits, np.float64)
+  e = np.exp(logits - logits.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class Prediction:
   file: str
@@ -71,9 +79,7 @@ class Predictor(abc.ABC):
     return self._logits(images)
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
-    logits = np.asarray(self.logits(images), np.float64)
-    e = np.exp(logits - logits.max(-1, keepdims=True))  # no overflow for large logits
-    return e / e.sum(-1, keepdims=True)
+    return softmax(self.logits(images))
 
   def _check_reads_new_images(self) -> None:
     if self.input_shape[:2] != (preprocess.MNIST_SIZE,) * 2:

@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from jaxdigits.data.mnist_style import MNIST_SIZE, mnist_style
 from jaxdigits.errors import ConfigError, ImageError
-from jaxdigits.inference import preprocess
+from jaxdigits.inference import contract, preprocess
 
 # Pixels at this share of the brightest ink seed the components; fainter ones (antialiased
 # edges, light pen pressure) join the nearest component within _ATTACH digit heights, so that
@@ -292,11 +292,6 @@ class _Reader:
     return [*self.digits(left), *self.digits(right)]
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-  e = np.exp(z - z.max(-1, keepdims=True))
-  return e / e.sum(-1, keepdims=True)
-
-
 def read_number(model: Classifier, source: preprocess.ImageSource, name: str | None = None
                 ) -> NumberReading:
   """Reads the digits of an image (path, PIL image or array), left to right.
@@ -320,7 +315,7 @@ def read_number(model: Classifier, source: preprocess.ImageSource, name: str | N
   digits = sorted((d for g in reader.join(blobs) for d in reader.digits(g)),
                   key=lambda d: (d.box[0] + d.box[2]) / 2)
   inputs, logits = zip(*reader.classify(digits))
-  probs = _softmax(np.stack(logits))
+  probs = contract.softmax(np.stack(logits))
   return NumberReading(
       name or preprocess.source_name(source),
       tuple(DigitReading(int(p.argmax()), float(p.max()), d.box) for d, p in zip(digits, probs)),
