@@ -56,7 +56,8 @@ script=$(cat <<SCRIPT
 #SBATCH --time=$limit
 ${partition:+#SBATCH --partition=$partition}
 set -euo pipefail
-coordinator=\$(scontrol show hostnames "\$SLURM_JOB_NODELIST" | head -n 1):$port
+# sed reads every line: head would exit early and, under pipefail, scontrol's SIGPIPE kills the job.
+coordinator=\$(scontrol show hostnames "\$SLURM_JOB_NODELIST" | sed -n 1p):$port
 srun bash -c 'JAX_PROCESS_ID=\$SLURM_PROCID JAX_NUM_PROCESSES=\$SLURM_NTASKS exec $python -m jaxdigits.main --config=$config --workdir=$workdir --config.parallel.distributed=True --config.parallel.strategy=sharded --config.parallel.coordinator_address='"\$coordinator"'$overrides'
 SCRIPT
 )
