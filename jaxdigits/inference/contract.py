@@ -71,12 +71,26 @@ class Predictor(abc.ABC):
     """Logits for images already checked to have ``input_shape``."""
 
   def logits(self, images: np.ndarray) -> np.ndarray:
-    """Logits [N, 10] for uint8 images [N, H, W, 1] already in the model's input format."""
+    """Logits [N, 10] for uint8 images [N, H, W, 1] already in the model's input format.
+
+    Raises:
+      ImageError: the images are not in the model's input shape.
+      CheckpointError: the model gave a NaN or infinite logit: it is damaged.
+    """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1:] != self.input_shape:
       raise ImageError(f"images of shape {images.shape} given to a model that reads "
                        f"[N, {', '.join(map(str, self.input_shape))}]; prepare each image first")
-    return self._logits(images)
+    logits = np.asarray(self._logits(images))
+    # The one check of every answer served (probabilities included: the softmax of finite
+    # logits is finite); NaN weights otherwise come out as "0 (p=nan)", served as an answer.
+    if not np.isfinite(logits).all():
+      bad = int((~np.isfinite(logits)).any(axis=-1).sum())
+      raise CheckpointError(
+          f"the model is damaged: it gave NaN or infinite logits for {bad} of {len(logits)} "
+          f"images, so it refuses to answer; its weights are corrupt or it was trained into "
+          f"NaN: load it from an intact copy of its run or bundle, or retrain it")
+    return logits
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
     return softmax(self.logits(images))
