@@ -4,8 +4,9 @@ A run folder's ``metrics.jsonl`` holds one JSON object per line, appended as the
 (a resumed run appends to it). Every line has ``step`` (optimizer steps so far) and is one
 of two records:
 
-Epoch record (one per finished epoch of a Flax run; a resumed epoch may appear twice, the
-reader keeps the last):
+Epoch record (one per finished epoch of a Flax run; a resume first drops the records of
+epochs past the checkpoint it resumes from, ``keep_through``, and the reader keeps the last
+of any epoch written twice by older versions):
   ``epoch`` (1-based), ``train_loss``, ``train_accuracy`` (on the augmented training
   batches, as trained), ``val_accuracy``, ``epoch_seconds`` (the train steps only),
   ``images_per_second`` (training images of every trial in the program per second),
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,40 @@ def read(workdir: str | Path) -> RunLog:
     elif is_final(record):
       final = _with_schema(record)
   return RunLog([epochs[e] for e in sorted(epochs)], final)
+
+
+def keep_through(workdir: str | Path, epoch: int) -> int:
+  """Drops the records a resume from ``epoch``'s checkpoint re-writes; how many it dropped.
+
+  A run killed after writing an epoch's record but before its checkpoint was whole (kill -9
+  during a save) resumes from the epoch before and writes that record again: everything from
+  the first record of an epoch past ``epoch`` on (and any line cut short) goes, so the file
+  never holds an epoch twice. The file is replaced atomically: a crash here leaves the old
+  one or the new one.
+  """
+  file = path(workdir)
+  if not file.is_file():
+    return 0
+  lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+  kept = []
+  for text in lines:
+    try:
+      record = json.loads(text)
+    except json.JSONDecodeError:
+      continue
+    if isinstance(record, dict) and isinstance(record.get("epoch"), int) and (
+        record["epoch"] > epoch):
+      break
+    kept.append(text if text.endswith("\n") else text + "\n")
+  if kept == lines:
+    return 0
+  tmp = file.with_name(file.name + ".tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.writelines(kept)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, file)
+  return len(lines) - len(kept)
 
 
 def _with_schema(record: dict[str, Any]) -> dict[str, Any]:

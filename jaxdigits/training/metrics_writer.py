@@ -60,10 +60,13 @@ class MetricsWriter:
   """Appends a run folder's records to metrics.jsonl and TensorBoard; epoch lines to the console."""
 
   def __init__(self, workdir: str | Path, *, num_epochs: int, progress: Progress | None = None,
-               label: str = "", enabled: bool = True):
+               label: str = "", enabled: bool = True, resume_epoch: int = 0):
+    """``resume_epoch``: the epoch of the checkpoint the run resumes from (0: none); the
+    records of later epochs, which the run writes again, are dropped first."""
     self._enabled, self._progress, self._label = enabled, progress, label
     self._num_epochs = num_epochs
     if enabled:
+      records.keep_through(workdir, resume_epoch)
       file = records.path(workdir)
       # A run killed mid-line leaves it unterminated; the next record starts a line of its own.
       self._jsonl = open(file, "a+", encoding="utf-8")
