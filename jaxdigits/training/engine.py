@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -144,6 +145,8 @@ def train_trials(configs: Sequence[ml_collections.ConfigDict],
     ckpts = [checkpoints.Checkpoints(w / "checkpoints", c) for c, w in zip(configs, claimed)]
     for c in ckpts:
       stack.callback(c.close)
+    if lead:
+      _report_set_aside(ckpts)
     return _run(program, configs, claimed, ckpts, evaluate_test)
 
 
@@ -165,7 +168,7 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
                       initial_step=min(start_epoch, t.num_epochs) * steps_per_epoch)
   label = (lambda w: w.name) if program.trials > 1 else (lambda w: "")
   writers = [MetricsWriter(w, num_epochs=t.num_epochs, progress=progress, label=label(w),
-                           enabled=lead) for w in workdirs]
+                           enabled=lead, resume_epoch=start_epoch) for w in workdirs]
   try:
     for epoch in range(start_epoch, t.num_epochs):
       state, totals, seconds = _train_epoch(program, steps, state, [k[1] for k in keys], epoch,
@@ -178,8 +181,9 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
             epoch + 1, train_loss=totals[j, 0] / seen, train_accuracy=totals[j, 1] / seen,
             val_accuracy=val, epoch_seconds=seconds, images=seen * program.trials,
             trials=program.trials))
-        # Written before the checkpoint: a run killed in between re-runs the epoch and
-        # re-writes its record (records.read keeps the last), rather than losing it.
+        # Written before the checkpoint: a run killed in between re-runs the epoch, and the
+        # writer drops the old record as it resumes (records.keep_through), so the epoch is
+        # neither lost nor written twice.
         due = (epoch + 1) % every == 0 or epoch + 1 == t.num_epochs
         if due and (ckpt.latest_step() or 0) < epoch + 1:  # a killed group may have saved some
           ckpt.save(epoch + 1, program.view(state, j), {"val_accuracy": val})
@@ -195,6 +199,17 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
     for writer in writers:
       writer.close()
   return finals
+
+
+def _report_set_aside(ckpts: Sequence[checkpoints.Checkpoints]) -> None:
+  """One line per damaged checkpoint a resume passed over, and where it resumes instead."""
+  start = min(c.latest_step() or 0 for c in ckpts)
+  where = (f"resuming from the checkpoint of epoch {start}, the newest good one" if start else
+           "no good checkpoint is left, so training starts from epoch 1")
+  for c in ckpts:
+    for error, moved in c.set_aside:
+      print(f"jaxdigits: {error.reason}; set it aside as {moved}; {where}", file=sys.stderr,
+            flush=True)
 
 
 def _start(program: programs.Program, t: ml_collections.ConfigDict,
