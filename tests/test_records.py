@@ -66,3 +66,17 @@ def test_a_writer_off_the_schema_fails_where_it_writes(changes, match):
 def test_reading_records_imports_no_jax():
   code = "import sys, jaxdigits.records; assert 'jax' not in sys.modules, sorted(sys.modules)"
   subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_resume_drops_the_records_it_writes_again(tmp_path):
+  """Killed during epoch 3's save (record written, checkpoint not), mid-line included: the
+  resume from epoch 2 keeps what came before, so epoch 3 ends up in the file once."""
+  lines = [records.line(10, _epoch(1, 0.5)), records.line(20, _epoch(2, 0.6)),
+           records.line(20, _final()), records.line(30, _epoch(3, 0.7)), '{"step": 4']
+  records.path(tmp_path).write_text("".join(lines))
+  assert records.keep_through(tmp_path, 2) == 2
+  assert records.path(tmp_path).read_text() == "".join(lines[:3])
+  assert records.keep_through(tmp_path, 2) == 0  # nothing more to drop: the file is kept
+  records.path(tmp_path).write_text(records.line(10, _epoch(1, 0.5)) + '{"step": 1')
+  assert records.keep_through(tmp_path, 0) == 2 and records.path(tmp_path).read_text() == ""
+  assert records.keep_through(tmp_path / "none", 3) == 0
