@@ -2,7 +2,8 @@
 
 ``evaluate_run`` (``python -m jaxdigits.evaluate``) writes metrics.json, the confusion matrix
 (text and PNG), a gallery of the worst errors and a reliability diagram into
-<workdir>/eval/<dataset>_<split>/ (or ``out_dir``).
+<workdir>/eval/<dataset>_<split>/ (or ``out_dir``); with ``label_issues``, the split's likely
+label errors too (``analysis.label_issues``; the train split by K-fold cross-validation).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from sklearn import metrics as skm
 
 import jaxdigits
 from jaxdigits import config as config_lib
+from jaxdigits.analysis import label_issues as label_issues_lib
 from jaxdigits.analysis import plots
 from jaxdigits.data import Split, load_tfds
 from jaxdigits.errors import ConfigError
-from jaxdigits.inference import contract
+from jaxdigits.inference import contract, explain
 from jaxdigits.inference import load as load_lib
 from jaxdigits.inference import preprocess
-from jaxdigits.inference.predictor import Predictor
+from jaxdigits.inference.predictor import FlaxPredictor, Predictor
 from jaxdigits.models.forward import accuracy  # noqa: F401  (defined once, for training too)
 
 NUM_CLASSES = 10
@@ -148,10 +150,34 @@ def load_eval_split(predictor: Predictor, dataset: str, split: str, *, raw_dir: 
   return data
 
 
+def split_range(predictor: Predictor, dataset: str, split: str) -> tuple[str, int, int | None]:
+  """(tfds split, start, stop) that ``load_eval_split`` reads for ``split``."""
+  if split == "test":
+    return "test", 0, None
+  n = config_lib.TRAIN_SIZES[dataset]
+  cut = n - round(n * predictor.config.data.validation_fraction)
+  return ("train", 0, cut) if split == "train" else ("train", cut, None)
+
+
+def _error_heatmaps(predictor: Predictor, images: np.ndarray, predicted: np.ndarray
+                    ) -> np.ndarray | None:
+  """What pushed each error towards its wrong answer (SmoothGrad overlays); Flax models only,
+  since classic models, ensembles and test-time augmentation have no one gradient."""
+  if not isinstance(predictor, FlaxPredictor) or not len(images):
+    return None
+  maps = explain.saliency(predictor.module.apply, predictor.variables, images, predicted)
+  return explain.overlay(images, maps)
+
+
 def evaluate(predictor: Predictor, data: Split, out_dir: str | Path, *,
-             description: dict[str, Any] | None = None) -> dict[str, Any]:
+             description: dict[str, Any] | None = None,
+             label_sources: np.ndarray | None = None,
+             label_probs: np.ndarray | None = None,
+             label_filter: str = label_issues_lib.FILTERS[0]) -> dict[str, Any]:
   """Evaluates ``predictor`` on ``data`` and writes every output into ``out_dir``.
 
+  ``label_sources``: each example's raw-file row; given, the likely label errors are written
+  too, from ``label_probs`` (out-of-sample probabilities) or else the predictor's.
   Returns the metrics written to metrics.json.
   """
   out = Path(out_dir)
@@ -164,12 +190,20 @@ def evaluate(predictor: Predictor, data: Split, out_dir: str | Path, *,
   result = {**(description or {}), **classification_metrics(probs, labels),
             "inference_seconds_with_compile": seconds,
             "worst_errors": worst_errors(probs, labels)}
+  if label_sources is not None:
+    issues = label_issues_lib.find(labels, probs if label_probs is None else label_probs,
+                                   label_filter)
+    title = f"{result.get('dataset', '')} {result.get('split', '')}".strip()
+    result["label_issues"] = {**label_issues_lib.write(issues, label_sources, data.images, out,
+                                                       title), "filter": label_filter}
   (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
   (out / "confusion_matrix.txt").write_text(confusion_text(np.array(result["confusion_matrix"])))
   plots.confusion_matrix(np.array(result["confusion_matrix"]), out / "confusion_matrix.png")
   gallery = result["worst_errors"]
-  plots.error_gallery(data.images[[e["index"] for e in gallery]], gallery,
-                      out / "misclassified.png")
+  shown = data.images[[e["index"] for e in gallery]]
+  plots.error_gallery(shown, gallery, out / "misclassified.png",
+                      heatmaps=_error_heatmaps(predictor, shown,
+                                               np.array([e["predicted"] for e in gallery])))
   plots.reliability_diagram(result["reliability_bins"], result["expected_calibration_error"],
                             out / "reliability.png")
   return result
@@ -196,7 +230,9 @@ def evaluate_run(path: str | Path | Sequence[str | Path] | None = None,
                  dataset: str | None = None, split: str = "test", *,
                  out_dir: str | Path | None = None, raw_dir: str | None = None,
                  data_dir: str | None = None, predictor: Predictor | None = None,
-                 tta: bool = False) -> tuple[dict[str, Any], Path]:
+                 tta: bool = False, label_issues: bool = False,
+                 folds: int = 0, label_filter: str = label_issues_lib.FILTERS[0]
+                 ) -> tuple[dict[str, Any], Path]:
   """Evaluates what ``jaxdigits.load(path, tta=tta)`` loads (a bundle, a Flax or classic
   run, several: their ensemble; None: the shipped model) on ``dataset`` (default: the one it
   was trained on) and writes the outputs.
@@ -204,12 +240,27 @@ def evaluate_run(path: str | Path | Sequence[str | Path] | None = None,
   Returns (metrics, output folder); the folder defaults to ``default_out_dir`` of
   <dataset>_<split>, for an ensemble ensemble<N>_<dataset>_<split>, with ``_tta`` after it
   for test-time augmentation. ``predictor``: already loaded from ``path``.
+  ``label_issues``: also the split's likely label errors; on the train split (which the
+  model saw) from ``folds``-fold cross-validated models of the run's config.
   """
   paths = load_lib.paths_of(path)
   predictor = predictor or jaxdigits.load(paths, tta=tta)
   trained_on = predictor.config.data.dataset
   dataset = dataset or trained_on
+  if label_issues and split == "train" and folds < 2:
+    raise ConfigError("--label_issues on --split=train needs out-of-sample probabilities: "
+                      "add --folds=K (K >= 2) to score each example by a model trained "
+                      "without it")
   data = load_eval_split(predictor, dataset, split, raw_dir=raw_dir, data_dir=data_dir)
+  sources = probs = None
+  if label_issues:
+    tfds_split, start, stop = split_range(predictor, dataset, split)
+    sources = label_issues_lib.split_source_indices(dataset, tfds_split, start=start,
+                                                    stop=stop, raw_dir=raw_dir,
+                                                    data_dir=data_dir)
+    if split == "train":
+      from jaxdigits.analysis import crossval  # pylint: disable=g-import-not-at-top
+      probs, _, _ = crossval.kfold_probabilities(predictor.config, data, folds)
   name = f"{dataset}_{split}" if len(paths) == 1 else f"ensemble{len(paths)}_{dataset}_{split}"
   name += "_tta" if tta else ""
   out = Path(out_dir) if out_dir else default_out_dir(paths, name)
@@ -217,4 +268,5 @@ def evaluate_run(path: str | Path | Sequence[str | Path] | None = None,
                  "cross_dataset": dataset != trained_on,
                  "input_shape": list(predictor.input_shape), "tta": tta,
                  "runs": [str(load_lib.locate(p)[1]) for p in paths]}
-  return evaluate(predictor, data, out, description=description), out
+  return evaluate(predictor, data, out, description=description, label_sources=sources,
+                  label_probs=probs, label_filter=label_filter), out

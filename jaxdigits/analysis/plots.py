@@ -29,19 +29,26 @@ def confusion_matrix(confusion: np.ndarray, path: str | Path) -> None:
 
 
 def error_gallery(images: np.ndarray, errors: Sequence[dict[str, Any]], path: str | Path,
-                  columns: int = 6) -> None:
-  """The misclassified images with their true digit, prediction and confidence."""
+                  columns: int = 6, heatmaps: np.ndarray | None = None) -> None:
+  """The misclassified images with their true digit, prediction and confidence; with
+  ``heatmaps`` (RGB overlays, one per image), each one's explanation beside it."""
+  pairs = 1 if heatmaps is None else 2
   rows = max(1, -(-len(errors) // columns))
-  fig = Figure(figsize=(columns * 1.6, rows * 1.9), layout="constrained")
-  axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+  fig = Figure(figsize=(columns * 1.6 * pairs, rows * 1.9), layout="constrained")
+  axes = np.atleast_1d(fig.subplots(rows, columns * pairs)).ravel()
   for ax in axes:
     ax.axis("off")
-  for ax, image, e in zip(axes, images, errors):
+  for i, (image, e) in enumerate(zip(images, errors)):
+    ax = axes[i * pairs]
     ax.imshow(np.asarray(image)[..., 0], cmap="gray", vmin=0, vmax=255)
     ax.set_title(f"true {e['true']} → {e['predicted']}\np={e['confidence']:.2f}", fontsize=9)
+    if heatmaps is not None:
+      axes[i * pairs + 1].imshow(heatmaps[i])
+      axes[i * pairs + 1].set_title(f"why {e['predicted']}", fontsize=9)
   if not errors:
     axes[0].text(0.5, 0.5, "no errors", ha="center", va="center")
-  fig.suptitle("most confident errors")
+  fig.suptitle("most confident errors" + ("" if heatmaps is None else
+               " (beside each: SmoothGrad heat map of the predicted digit)"))
   fig.savefig(path, dpi=100)
 
 
