@@ -102,3 +102,27 @@ def test_write_csv_and_gallery(tmp_path):
   assert tuple(rows[0]) == li.COLUMNS and len(rows) == 1 + len(issues) == 1 + summary["count"]
   assert [int(r[1]) for r in rows[1:]] == [59 - e["index"] for e in issues]
   assert (tmp_path / "label_issues.png").stat().st_size > 10_000
+
+
+def test_evaluate_writes_label_issues_and_report_shows_them(raw_dir, tfds_dir, tmp_path):
+  import jaxdigits  # pylint: disable=g-import-not-at-top
+  from jaxdigits.analysis import evaluate, report  # pylint: disable=g-import-not-at-top
+  predictor = jaxdigits.load()
+  kw = dict(raw_dir=str(raw_dir), data_dir=str(tfds_dir))
+  with pytest.raises(evaluate.ConfigError, match="--folds"):
+    evaluate.evaluate_run(None, "mnist", "train", predictor=predictor, label_issues=True, **kw)
+  test = li.load_tfds("mnist", "test", **kw)
+  data = Split(test.images[:500], test.labels[:500].copy())
+  data.labels[:3] = (data.labels[:3] + 1) % 10  # three wrong labels the model must contradict
+  sources = li.split_source_indices("mnist", "test", stop=500, **kw)
+  out = tmp_path / "eval" / "mnist_test"
+  result = evaluate.evaluate(predictor, data, out, description={"split": "test"},
+                             label_sources=sources, label_filter="predicted_neq_given")
+  rows = list(csv.DictReader(open(out / "label_issues.csv")))
+  assert len(rows) == result["label_issues"]["count"] >= 3
+  assert {int(r["source_index"]) for r in rows[:3]} == set(sources[:3].tolist())
+  assert (out / "misclassified.png").stat().st_size > 20_000  # with heat maps beside
+  section = "\n".join(report._label_issues(out, tmp_path))  # pylint: disable=protected-access
+  assert f"mnist_test**: {len(rows)} suspects" in section
+  assert "(eval/mnist_test/label_issues.png)" in section
+  assert report._label_issues(tmp_path / "none" / "x", tmp_path) == []  # pylint: disable=protected-access

@@ -8,6 +8,7 @@ and its metrics.jsonl; the prose around them is chosen from the numbers, never e
 
 from __future__ import annotations
 
+import csv
 import datetime
 import os
 from pathlib import Path
@@ -142,6 +143,32 @@ def _test_results(m: dict[str, Any], eval_dir: Path, report_dir: Path) -> list[s
                 f"![reliability diagram]({rel(eval_dir / 'reliability.png')})", ""]
 
 
+def _label_issues(eval_dir: Path, report_dir: Path) -> list[str]:
+  """Likely label errors, from each label_issues.csv that ``evaluate --label_issues`` left
+  beside this evaluation (any split of the run); nothing when there is none."""
+  rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()
+  found = sorted(eval_dir.parent.glob("*/label_issues.csv"))
+  if not found:
+    return []
+  out = ["## Likely label errors", "",
+         "Examples whose given label the model's out-of-sample probabilities contradict "
+         "(confident learning, cleanlab; the train split scored by K-fold cross-validated "
+         "models). The source index is the row in the original raw file, so the list "
+         "compares with published ones; many suspects are ambiguous writing, not wrong "
+         "labels: look at them.", ""]
+  for path in found:
+    with open(path, newline="") as f:
+      rows = list(csv.DictReader(f))
+    top = ", ".join(f"#{r['source_index']} given {r['given']}, reads {r['suggested']}"
+                    for r in rows[:5])
+    out += [f"**{path.parent.name}**: {len(rows)} suspects"
+            + (f"; the most suspicious: {top}." if rows else "."), ""]
+    if (path.parent / "label_issues.png").exists():
+      out += [f"![likely label errors, {path.parent.name}]"
+              f"({rel(path.parent / 'label_issues.png')})", ""]
+  return out
+
+
 def _cross_dataset(main: dict[str, Any], cross: dict[str, Any] | None
                    ) -> tuple[list[str], list[tuple[str, str, float, dict[str, Any]]]]:
   """The Cross-dataset section, and each (trained on, tested on, home accuracy, metrics)."""
@@ -207,6 +234,7 @@ def render(results: dict[str, Any], report_dir: Path) -> str:
   m = own_result["metrics"]
   cross, drops = _cross_dataset(main, results["cross"])
   return "\n".join([*_data_and_model(main, m), *_test_results(m, own_result["dir"], report_dir),
+                    *_label_issues(Path(own_result["dir"]), report_dir),
                     *cross, *_limitations(m, drops)])
 
 
