@@ -387,7 +387,8 @@ def test_predict_cli_gives_the_same_digits_with_either_runtime(pngs, mnist_test,
     assert predict_cli.main([f"--checkpoint={SHIPPED}", f"--runtime={runtime}", "--json",
                              *files]) == 1  # the missing file fails, the others answer
     out = capsys.readouterr()
-    answers[runtime] = json.loads(out.out)
+    *answers[runtime], gone = json.loads(out.out)
+    assert gone == {"file": files[-1], "error": f"{files[-1]}: no such file"}
     assert "missing.png: no such file" in out.err
   assert [a["digit"] for a in answers["onnx"]] == [a["digit"] for a in answers["jax"]] == list(
       mnist_test.labels[:3])

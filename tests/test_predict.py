@@ -112,7 +112,10 @@ def test_cli_predicts_good_files_and_names_each_bad_one(workdir, test_digits, tm
     os.killpg(proc.pid, signal.SIGKILL)  # a hung JAX process ignores SIGTERM
     raise
   assert proc.returncode == 1, err  # some files failed
-  predictions = json.loads(out)
+  rows = json.loads(out)
+  assert [r["file"] for r in rows] == list(map(str, files))  # one row per file, in order
+  assert {r["file"] for r in rows if set(r) == {"file", "error"}} == set(map(str, bad))
+  predictions = [r for r in rows if "error" not in r]
   assert [p["file"] for p in predictions] == [str(files[0]), str(files[2])]
   labels = test_digits.labels
   assert [p["digit"] for p in predictions] == [labels[0], labels[1]]
@@ -200,7 +203,8 @@ def test_cli_reads_a_number_with_a_box_per_digit(test_digits, tmp_path, capsys):
   # The shipped CNN: these tests are about the command, not about a tiny run's accuracy.
   assert predict_cli.main(["--number", "--json", str(path), str(missing)]) == 1
   out = capsys.readouterr()
-  reading, = json.loads(out.out)
+  reading, gone = json.loads(out.out)
+  assert gone["file"] == str(missing) and "no such file" in gone["error"]
   assert reading["file"] == str(path)
   assert reading["number"] == "".join(map(str, test_digits.labels[:3]))
   assert [d["digit"] for d in reading["digits"]] == list(test_digits.labels[:3])

@@ -7,8 +7,10 @@ One line per image (``file: digit (p=...)  top3 ...``), or with ``--json`` one J
 ``{"file", "digit", "probability", "top3"}``. With ``--number`` each image is read as a whole
 number, left to right (``file: 2026  (2 p=0.999, 0 p=0.998, ...)``; JSON rows ``{"file",
 "number", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}]}``, box ends
-exclusive); a single digit is a one-digit number. An image that cannot be read is named on
-stderr, the others still predicted, and the exit code is 1. ``--runtime=onnx`` serves bundles'
+exclusive); a single digit is a one-digit number. An image that cannot be read (missing,
+empty, not an image, truncated, over ``preprocess.MAX_PIXELS``, blank) is named in one line on
+stderr, and with ``--json`` is also a row ``{"file", "error"}`` in its place; the others are
+still predicted, and the exit code is 1. ``--runtime=onnx`` serves bundles'
 ``model.onnx`` through onnxruntime, without importing JAX.
 """
 
@@ -46,33 +48,46 @@ def _predict(fv: flags.FlagValues, images: list[str]) -> int:
   results = predictor.predict(images)
   failed = [r for r in results if isinstance(r, ImageError)]
   for error in failed:
-    print(f"jaxdigits.predict: error: {runner.one_line(str(error))}", file=sys.stderr)
-  ok = [r for r in results if isinstance(r, contract.Prediction)]
+    _report(error)
   if fv.json:
-    print(json.dumps([r.to_json() for r in ok]))
+    # One row per file, in the order given, so a script can pair rows with its inputs.
+    print(json.dumps([_error_row(path, r) if isinstance(r, ImageError) else r.to_json()
+                      for path, r in zip(images, results)]))
   else:
-    for r in ok:
-      top3 = "  ".join(f"{d}:{p:.3f}" for d, p in r.top3)
-      print(f"{r.file}: {r.digit} (p={r.probability:.3f})  top3 {top3}")
+    for r in results:
+      if isinstance(r, contract.Prediction):
+        top3 = "  ".join(f"{d}:{p:.3f}" for d, p in r.top3)
+        print(f"{r.file}: {r.digit} (p={r.probability:.3f})  top3 {top3}")
   return 1 if failed else 0
+
+
+def _report(error: ImageError) -> None:
+  print(f"jaxdigits.predict: error: {runner.one_line(str(error))}", file=sys.stderr)
+
+
+def _error_row(path: str, error: ImageError) -> dict[str, str]:
+  return {"file": path, "error": runner.one_line(str(error))}
 
 
 def _read_numbers(predictor: contract.Predictor, images: list[str], as_json: bool) -> int:
   # Imported here: scipy's segmentation is only paid for by --number.
   from jaxdigits.inference import numbers  # pylint: disable=g-import-not-at-top
-  readings, failed = [], 0
+  rows, failed = [], 0
   for path in images:
     try:
-      readings.append(numbers.read_number(predictor, path))
+      reading = numbers.read_number(predictor, path)
     except ImageError as error:
-      print(f"jaxdigits.predict: error: {runner.one_line(str(error))}", file=sys.stderr)
+      _report(error)
       failed += 1
+      rows.append(_error_row(path, error))
+      continue
+    if as_json:
+      rows.append(reading.to_json())
+    else:
+      digits = ", ".join(f"{d.digit} p={d.probability:.3f}" for d in reading.digits)
+      print(f"{reading.file}: {reading.number}  ({digits})")
   if as_json:
-    print(json.dumps([r.to_json() for r in readings]))
-  else:
-    for r in readings:
-      digits = ", ".join(f"{d.digit} p={d.probability:.3f}" for d in r.digits)
-      print(f"{r.file}: {r.number}  ({digits})")
+    print(json.dumps(rows))
   return 1 if failed else 0
 
 
