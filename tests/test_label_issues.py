@@ -37,7 +37,8 @@ def _flip(labels: np.ndarray, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
 def _config():
   config = config_lib.defaults()
   config.model.name, config.model.hidden, config.model.dropout = "mlp", (16,), 0.0
-  config.train.num_epochs, config.train.batch_size = 5, 32
+  # 200 examples a pool, 5 steps of 40 an epoch: one compiled program of 5 unrolled steps.
+  config.train.num_epochs, config.train.batch_size, config.train.steps_per_call = 6, 40, 5
   config.train.learning_rate, config.progress_bar = 1e-2, False
   return config
 
