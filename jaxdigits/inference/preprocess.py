@@ -88,8 +88,9 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
   except Exception as e:  # pylint: disable=broad-except
     # Damaged files reach PIL's decoders and plugins, which raise OSError, SyntaxError,
     # ValueError, struct.error, EOFError, IndexError, ... : every one is this file's problem.
-    raise ImageError(f"{name}: corrupt or truncated image ({type(e).__name__}: "
-                     f"{str(e) or 'no detail'}); re-save or re-export it") from None
+    detail = " ".join(str(e).split()) or "no detail"  # a decoder's message may span lines
+    raise ImageError(f"{name}: corrupt or truncated image ({type(e).__name__}: {detail}); "
+                     f"re-save or re-export it") from None
 
 
 def _to_grey_levels(a: np.ndarray, name: str, nominal_16bit: bool = False) -> np.ndarray:
