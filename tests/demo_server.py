@@ -26,13 +26,21 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_demo(*args: str, log: Path) -> Iterator[str]:
   """Yields the URL of a demo server bound to 127.0.0.1; SIGKILLs its process group after."""
+  with demo_process(*args, log=log) as (url, _):
+    yield url
+
+
+@contextlib.contextmanager
+def demo_process(*args: str, log: Path, env: dict[str, str] | None = None
+                 ) -> Iterator[tuple[str, subprocess.Popen]]:
+  """(URL, process) of a demo server, for tests that stop it themselves; SIGKILLed after."""
   port = free_port()
   with log.open("w") as out:
     # A new session, so the kill reaches any child; SIGKILL because a JAX process can sit
     # in a thread that ignores SIGTERM.
     proc = subprocess.Popen([sys.executable, "-m", "jaxdigits.demo", "--host", "127.0.0.1",
                              "--port", str(port), *args], stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True)
   url = f"http://127.0.0.1:{port}/"
   try:
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -47,7 +55,7 @@ def running_demo(*args: str, log: Path) -> Iterator[str]:
       if time.monotonic() > deadline:
         raise RuntimeError(f"demo server not up after {START_TIMEOUT_S} s:\n{log.read_text()}")
       time.sleep(0.5)
-    yield url
+    yield url, proc
   finally:
     with contextlib.suppress(ProcessLookupError):
       os.killpg(proc.pid, signal.SIGKILL)

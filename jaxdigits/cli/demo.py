@@ -13,6 +13,7 @@ or ``{"label": "<message>"}`` when the image cannot be read or holds no digit.
 
 from __future__ import annotations
 
+import signal
 import socket
 
 from absl import flags
@@ -34,6 +35,11 @@ def _define(fv: flags.FlagValues) -> None:
   flags.DEFINE_boolean("share", False, "also open a public gradio.live link (needs the "
                        "internet)", flag_values=fv)
   flags.DEFINE_boolean("tta", False, runner.TTA_HELP, flag_values=fv)
+  flags.DEFINE_integer("upload_max_mb", demo.UPLOAD_MAX_BYTES // 2**20, "size cap of the "
+                       "demo's upload folder; the oldest files go first", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_float("upload_max_age_s", demo.UPLOAD_MAX_AGE_S, "uploads and served images "
+                     "older than this are deleted", lower_bound=1, flag_values=fv)
   flags.DEFINE_enum("runtime", "jax", load_lib.RUNTIMES, load_lib.RUNTIME_HELP, flag_values=fv)
 
 
@@ -55,10 +61,19 @@ def _demo(fv: flags.FlagValues, _: list[str]) -> None:
   predictor = jaxdigits.load(runner.model_paths(fv.checkpoint), tta=fv.tta,
                              runtime=fv.runtime)
   demo.warm_up(predictor)  # also refuses a model that cannot read new images (native USPS)
-  app = demo.build(predictor)
-  app.queue(default_concurrency_limit=2)
-  app.launch(server_name=fv.host, server_port=fv.port, share=fv.share, ssr_mode=False,
-             max_file_size=demo.MAX_FILE_SIZE, show_error=True, js=demo.SELECT_BRUSH_JS)
+  # SIGTERM (systemd, docker stop, kill) as Ctrl-C: Gradio then closes the server and the
+  # upload folder is deleted below; by default SIGTERM ends the process on the spot.
+  signal.signal(signal.SIGTERM, _interrupt)
+  with demo.upload_folder(fv.upload_max_mb * 2**20, fv.upload_max_age_s) as folder:
+    print(f"uploads in {folder} (deleted on exit)", flush=True)
+    app = demo.build(predictor)
+    app.queue(default_concurrency_limit=2)
+    app.launch(server_name=fv.host, server_port=fv.port, share=fv.share, ssr_mode=False,
+               max_file_size=demo.MAX_FILE_SIZE, show_error=True, js=demo.SELECT_BRUSH_JS)
+
+
+def _interrupt(*_) -> None:
+  raise KeyboardInterrupt
 
 
 COMMAND = runner.Command("demo", __doc__, _define, _demo)
