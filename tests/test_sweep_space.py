@@ -33,3 +33,17 @@ def test_a_tpe_space_maps_to_optuna_distributions():
 def test_bad_spaces_are_refused_naming_the_field(sweep, match):
   with pytest.raises(SweepError, match=match):
     space.search_space(sweep, small_config("single", 1))
+
+
+def test_the_study_lives_in_the_workdir_and_a_reopen_resumes_it(tmp_path):
+  sweep = {"method": "tpe", "num_trials": 3, "seed": 1, "pruner": "hyperband",
+           "parameters": {"train.learning_rate": LR}}
+  study = space.open_study(str(tmp_path), sweep, num_epochs=3)
+  assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+  trial = study.ask({"train.learning_rate": space.search_space(sweep, small_config("single", 1))[
+      "train.learning_rate"]})
+  study.tell(trial, 0.5)
+  again = space.open_study(str(tmp_path), sweep, num_epochs=3)
+  assert (tmp_path / "study.journal").is_file()
+  assert [t.value for t in again.trials] == [0.5]
+  assert 1e-4 <= again.trials[0].params["train.learning_rate"] <= 1e-2

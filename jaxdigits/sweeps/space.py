@@ -65,3 +65,36 @@ def search_space(sweep: dict[str, Any], base: ml_collections.ConfigDict
                                and sweep["num_trials"] > 0):
     raise SweepError(f"{method} search needs num_trials > 0, got {sweep.get('num_trials')!r}")
   return space
+
+
+def sampler(method: str, seed: int) -> optuna.samplers.BaseSampler:
+  """The sampler of ``method``; grid points are enqueued as fixed trials, so random serves."""
+  if method == "tpe":
+    return optuna.samplers.TPESampler(seed=seed)
+  if method == "cmaes":
+    return optuna.samplers.CmaEsSampler(seed=seed)
+  return optuna.samplers.RandomSampler(seed=seed)
+
+
+def pruner(name: str, num_epochs: int) -> optuna.pruners.BasePruner:
+  """The pruner named in a sweep; epochs are its steps."""
+  if name == "median":
+    return optuna.pruners.MedianPruner(n_startup_trials=2)
+  if name == "successive_halving":
+    return optuna.pruners.SuccessiveHalvingPruner()
+  if name == "hyperband":
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=num_epochs)
+  return optuna.pruners.NopPruner()
+
+
+def open_study(workdir: str, sweep: dict[str, Any], num_epochs: int,
+               storage: str | None = None) -> optuna.Study:
+  """The sweep's study: Optuna's journal file in ``workdir`` (several processes may share
+  it; a rerun resumes), or ``storage``, a database URL for many machines."""
+  if storage is None:
+    backend = optuna.storages.journal.JournalFileBackend(f"{workdir}/study.journal")
+    storage = optuna.storages.JournalStorage(backend)
+  return optuna.create_study(
+      study_name="jaxdigits", storage=storage, load_if_exists=True, direction="maximize",
+      sampler=sampler(sweep["method"], sweep.get("seed", 0)),
+      pruner=pruner(sweep.get("pruner", "none"), num_epochs))
