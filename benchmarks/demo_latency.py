@@ -8,7 +8,9 @@ kills it afterwards. After a warm-up it times --calls sequential predictions of 
 (p50/p95), the same requests as raw HTTP (upload, queue join, SSE result: the server's share),
 then runs --clients concurrent gradio_client clients for --seconds and counts requests and
 errors (an exception or a wrong digit). Last line: p50_ms=… p95_ms=… requests=… errors=…
-(sequential gradio_client latency; requests and errors of the concurrent run). ``--smoke``:
+(sequential gradio_client latency; requests and errors of the concurrent run), and for a
+server it started: rss_before_mb= rss_after_mb= (the server's resident memory once serving
+and after the run) upload_bytes_after= (its upload folder after SIGTERM; 0 expected). ``--smoke``:
 5 calls, 2 warm-up calls, 2 clients for 2 s.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,14 +37,30 @@ from gradio_client import Client, handle_file
 from PIL import Image, ImageDraw
 
 
+SERVER: dict = {}  # the started server's process and temp base, for memory and cleanup figures
+
+
+def rss_mb(pid: int) -> float:
+  for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    if line.startswith("VmRSS:"):
+      return int(line.split()[1]) / 1024
+  return float("nan")
+
+
+def folder_bytes(base: Path) -> int:
+  return sum(p.stat().st_size for p in base.rglob("*") if p.is_file())
+
+
 @contextlib.contextmanager
 def demo_server() -> Iterator[str]:
+  base = Path(tempfile.mkdtemp(prefix="demo-latency-"))  # TMPDIR: the demo's upload folder
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
   proc = subprocess.Popen([sys.executable, "-m", "jaxdigits.demo", "--port", str(port)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
+                          start_new_session=True, env={**os.environ, "TMPDIR": str(base)})
+  SERVER.update(proc=proc, base=base)
   url = f"http://127.0.0.1:{port}/"
   try:
     deadline = time.monotonic() + 120
@@ -54,7 +73,14 @@ def demo_server() -> Iterator[str]:
       time.sleep(0.5)
     else:
       raise SystemExit("demo server did not start within 120 s")
+    SERVER["rss_before_mb"] = rss_mb(proc.pid)
     yield url
+    SERVER["rss_after_mb"] = rss_mb(proc.pid)
+    SERVER["uploads_bytes_live"] = folder_bytes(base)
+    proc.send_signal(signal.SIGTERM)  # the demo deletes its upload folder on SIGTERM
+    with contextlib.suppress(subprocess.TimeoutExpired):
+      SERVER["exit_code"] = proc.wait(timeout=30)
+    SERVER["uploads_bytes_after"] = folder_bytes(base)
   finally:
     # SIGKILL: a JAX process can sit in a thread that ignores SIGTERM.
     with contextlib.suppress(ProcessLookupError):
@@ -159,7 +185,15 @@ def main() -> None:
           f"p95 {l95:.0f} ms")
     for reason in sorted(set(errors))[:5]:
       print(f"  error: {reason}")
-    print(f"p50_ms={p50:.1f} p95_ms={p95:.1f} requests={requests} errors={len(errors)}")
+    summary = f"p50_ms={p50:.1f} p95_ms={p95:.1f} requests={requests} errors={len(errors)}"
+  if SERVER:
+    print(f"server RSS {SERVER['rss_before_mb']:.0f} MB before, {SERVER['rss_after_mb']:.0f} MB "
+          f"after; upload folder {SERVER['uploads_bytes_live']} bytes while up, "
+          f"{SERVER['uploads_bytes_after']} after SIGTERM (exit {SERVER.get('exit_code')})")
+    summary += (f" rss_before_mb={SERVER['rss_before_mb']:.0f} rss_after_mb="
+                f"{SERVER['rss_after_mb']:.0f} upload_bytes_after={SERVER['uploads_bytes_after']}")
+    shutil.rmtree(SERVER["base"], ignore_errors=True)
+  print(summary)
 
 
 if __name__ == "__main__":
