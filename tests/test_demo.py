@@ -162,3 +162,15 @@ def test_demo_never_imports_train():
   code = "import sys, jaxdigits.demo; print('jaxdigits.training' in sys.modules)"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
   assert out.stdout.strip() == "False", out.stderr
+
+
+def test_heat_map_sits_on_the_drawn_stroke_and_skips_gradient_free_models(tiny_knn_run):
+  canvas = np.zeros((200, 200, 4), np.uint8)
+  canvas[30:170, 90:110] = (0, 0, 0, 255)  # a 1, black on a transparent canvas
+  heat = demo.heat_view(jaxdigits.load(), canvas)
+  assert heat.shape == (28 * demo.VIEW_SCALE,) * 2 + (3,) and heat.dtype == np.uint8
+  red = heat[..., 0].astype(int) - heat[..., 1]  # the overlay's map, above the grey input
+  centre, edge = red[:, 100:180].mean(), np.r_[red[:, :40], red[:, -40:]].mean()
+  assert centre > 3 * edge, (centre, edge)
+  assert demo.heat_view(jaxdigits.load(tiny_knn_run("mnist")), canvas) is None
+  assert demo.heat_view(jaxdigits.load(), None) is None
