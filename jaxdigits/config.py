@@ -8,6 +8,7 @@ field means is in ``jaxdigits/config_doc.py`` (docs/config.md is generated from 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -104,8 +105,52 @@ def _require(ok: bool, field: str, message: str) -> None:
     raise ConfigError(f"config field {field}: {message}")
 
 
+def _check_finite(config: ml_collections.ConfigDict, prefix: str = "") -> None:
+  # inf or nan passes every range comparison written as "not below": a run then trains to NaN
+  # loss and exits 0, so every number anywhere (model.* and tuples included) must be finite.
+  for key, value in config.items():
+    field = f"{prefix}{key}"
+    if hasattr(value, "items"):
+      _check_finite(value, f"{field}.")
+      continue
+    for v in value if isinstance(value, (tuple, list)) else (value,):
+      _require(not (isinstance(v, float) and not math.isfinite(v)), field,
+               f"must be a finite number, got {v!r}")
+
+
+def _number(value: object) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_model_bounds(m: ml_collections.ConfigDict) -> None:
+  # Bounds the model classes do not check themselves: a dropout of 1 or more drops every unit
+  # (an untrained model that still exits 0), widths of 0 or less build nothing.
+  if "dropout" in m:
+    _require(_number(m.dropout) and 0 <= m.dropout < 1, "model.dropout",
+             f"must be in [0, 1), got {m.dropout!r}")
+  for field in ("features", "hidden", "stage_features"):
+    if field in m and m.name in ("cnn", "mlp", "resnet"):
+      v = m[field]
+      _require(isinstance(v, (tuple, list)) and all(
+          isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v),
+          f"model.{field}", f"must be a tuple of positive integers, got {v!r}")
+      _require(len(v) > 0 or field == "hidden", f"model.{field}",
+               "must name at least one layer")
+  for field in ("convs_per_block", "blocks_per_stage", "num_classes"):
+    if field in m:
+      _require(isinstance(m[field], int) and not isinstance(m[field], bool) and m[field] > 0,
+               f"model.{field}", f"must be a positive integer, got {m[field]!r}")
+  if "dense" in m:
+    _require(isinstance(m.dense, int) and not isinstance(m.dense, bool) and m.dense >= 0,
+             "model.dense", f"must be a non-negative integer (0: no hidden layer), got {m.dense!r}")
+  if m.get("name") == "svm" and m.get("gamma", "scale") != "scale":
+    _require(_number(m.gamma) and m.gamma > 0, "model.gamma",
+             f"'scale' or a positive number, got {m.gamma!r}")
+
+
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks every field jaxdigits reads; returns the config unchanged or raises ConfigError."""
+  _check_finite(config)
   known = defaults()
   for section in ("data", "train", "parallel", "checkpoint"):
     _require(section in config, section, "missing section; start configs from "
@@ -131,7 +176,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(t.batch_size <= train_size, "train.batch_size",
            f"{t.batch_size} is larger than the {d.dataset} train split ({train_size} examples "
            f"after validation is held out); use a smaller batch")
-  _require(t.learning_rate > 0, "train.learning_rate", f"must be positive, got {t.learning_rate!r}")
+  _require(_number(t.learning_rate) and t.learning_rate > 0, "train.learning_rate",
+           f"must be positive, got {t.learning_rate!r}")
+  _require(_number(t.momentum) and 0 <= t.momentum < 1, "train.momentum",
+           f"must be in [0, 1), got {t.momentum!r}")
   _require(t.optimizer in OPTIMIZERS, "train.optimizer",
            f"unknown optimizer {t.optimizer!r}; choose one of {list(OPTIMIZERS)}")
   _require(t.schedule in SCHEDULES, "train.schedule",
@@ -157,6 +205,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(isinstance(c.keep, int) and c.keep > 0, "checkpoint.keep", "must be a positive integer")
   # The model registry names the bad model field itself.
   from jaxdigits import models  # pylint: disable=g-import-not-at-top
+  _check_model_bounds(config.model)
   try:
     models.check(config.model)
   except ValueError as e:
