@@ -122,6 +122,26 @@ def _number(value: object) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_types(config: ml_collections.ConfigDict, known: dict, prefix: str) -> None:
+  # The range checks compare; a value of another type (None, a string, a dict from a config
+  # file) must be refused here, naming its field, and not as a TypeError from a comparison.
+  for key, default in known.items():
+    if key not in config or default is None or hasattr(default, "items"):
+      continue
+    v, field = config[key], f"{prefix}{key}"
+    if isinstance(default, bool):
+      _require(isinstance(v, bool), field, f"must be True or False, got {v!r}")
+    elif isinstance(default, int):
+      _require(isinstance(v, int) and not isinstance(v, bool), field,
+               f"must be an integer, got {v!r}")
+    elif isinstance(default, float):
+      _require(_number(v), field, f"must be a number, got {v!r}")
+    elif isinstance(default, str) and key != "gamma" and key != "max_features":
+      _require(isinstance(v, str), field, f"must be a string, got {v!r}")
+    elif isinstance(default, (tuple, list)):
+      _require(isinstance(v, (tuple, list)), field, f"must be a tuple, got {v!r}")
+
+
 def _check_model_bounds(m: ml_collections.ConfigDict) -> None:
   # Bounds the model classes do not check themselves: a dropout of 1 or more drops every unit
   # (an untrained model that still exits 0), widths of 0 or less build nothing.
@@ -158,6 +178,22 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     unknown = sorted(set(config[section]) - set(known[section]))
     _require(not unknown, f"{section}.{unknown[0] if unknown else ''}",
              f"unknown field; {section} takes {sorted(known[section])}")
+    _check_types(config[section], known[section], f"{section}.")
+  _check_types(config, {"seed": 0, "progress_bar": True}, "")
+  _require("model" in config and "name" in config.model, "model.name", "missing; choose a model")
+  _require(isinstance(config.model.name, str), "model.name",
+           f"must be a string, got {config.model.name!r}")
+  from jaxdigits import models  # pylint: disable=g-import-not-at-top
+  if config.model.name in {*models.REGISTRY, *models.CLASSIC}:
+    _check_types(config.model, models.config_fields(config.model.name), "model.")
+  for section, field in (("data", "raw_dir"), ("data", "tfds_dir"),
+                         ("parallel", "coordinator_address")):
+    v = config[section].get(field)
+    _require(v is None or isinstance(v, str), f"{section}.{field}", f"must be a path, got {v!r}")
+  for field in ("num_processes", "process_id"):
+    v = config.parallel.get(field)
+    _require(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+             f"parallel.{field}", f"must be a non-negative integer or None, got {v!r}")
   d, t, c = config.data, config.train, config.checkpoint
   _require(isinstance(config.seed, int), "seed", f"must be an integer, got {config.seed!r}")
   _require(d.dataset in DATASETS, "data.dataset",
@@ -204,7 +240,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
            "must be a positive integer")
   _require(isinstance(c.keep, int) and c.keep > 0, "checkpoint.keep", "must be a positive integer")
   # The model registry names the bad model field itself.
-  from jaxdigits import models  # pylint: disable=g-import-not-at-top
   _check_model_bounds(config.model)
   try:
     models.check(config.model)
