@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import socket
 import sys
 import urllib.parse
+from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -101,8 +103,20 @@ def prepared_builder(dataset: str, *, raw_dir: str | None, data_dir: str) -> tfd
   if dataset not in BUILDERS:
     raise raw.DataError(f"unknown dataset {dataset!r}; known: {sorted(BUILDERS)}")
   builder = BUILDERS[dataset](raw_dir=raw_dir, data_dir=data_dir, file_format="array_record")
-  if builder.is_prepared():
+  damage = _damage(builder)
+  if damage is None and builder.is_prepared():
     return builder
+  if damage is not None:
+    folder = Path(builder.data_dir)
+    if not raw_dir:
+      raise raw.DataError(f"{dataset}: the prepared dataset in {folder} is damaged ({damage}); "
+                          f"delete that folder to prepare it again, or give the raw files with "
+                          f"{raw.RAW_DATA_ENV}=DIR or --config.data.raw_dir=DIR to rebuild it")
+    print(f"{dataset}: the prepared dataset in {folder} is damaged ({damage}); rebuilding it",
+          file=sys.stderr, flush=True)
+    # Derived data only: the raw files, checksum-verified, rebuild all of it.
+    shutil.rmtree(folder)
+    builder = BUILDERS[dataset](raw_dir=raw_dir, data_dir=data_dir, file_format="array_record")
   if raw_dir:
     # Named before tfds starts its progress bars, so the error is all a user reads.
     missing = [p for p in raw.local_paths(dataset, raw_dir).values() if not p.exists()]
@@ -118,6 +132,28 @@ def prepared_builder(dataset: str, *, raw_dir: str | None, data_dir: str) -> tfd
   except Exception as e:  # tfds wraps network failures in many types; name the way out.
     raise _offline_error(dataset, e) from e
   return builder
+
+
+def _damage(builder: tfds.core.DatasetBuilder) -> str | None:
+  """What is wrong with an existing prepared folder (None: absent or whole).
+
+  tfds trusts any folder it finds: without dataset_info.json it fails with "splits is empty",
+  and a truncated array_record file fails deep in Riegeli naming no file.
+  """
+  folder = Path(builder.data_dir)
+  if not folder.is_dir() or not any(folder.iterdir()):
+    return None
+  if not (folder / "dataset_info.json").is_file():
+    return "dataset_info.json is missing"
+  for split in ("train", "test"):
+    try:
+      source = builder.as_data_source(split=split)
+      # The first and the last record: a truncated file fails on its footer or its tail.
+      source.__getitems__([0, len(source) - 1])
+    except Exception as e:  # pylint: disable=broad-except  # any failure here is damage
+      files = sorted(p.name for p in folder.glob(f"*-{split}.array_record*")) or [split]
+      return f"{files[0]} cannot be read: {type(e).__name__}"
+  return None
 
 
 def _prepare(builder: tfds.core.DatasetBuilder, message: str) -> None:
