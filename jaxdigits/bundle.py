@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -98,6 +99,7 @@ def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
   out = Path(out).absolute()
   if out.exists():
     raise BundleError(f"{out} already exists: choose a new --out or delete it first")
+  _refuse_inside_a_run_or_bundle(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   # Written beside the target and renamed when whole, so an interrupted export leaves no
   # half bundle under the name users will load.
@@ -114,6 +116,19 @@ def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return written
+
+
+def _refuse_inside_a_run_or_bundle(out: Path) -> None:
+  # A bundle written into a run (e.g. <run>/checkpoints/99) reads as a broken checkpoint and
+  # stops that run resuming; one inside a bundle is an unlisted file that breaks its verify.
+  for folder in Path(os.path.realpath(out)).parents:
+    if (folder / "checkpoints").is_dir() or (folder / classic.STATE_DIR).is_dir() or (
+        folder.name == "checkpoints" and (folder.parent / "config.json").is_file()):
+      raise BundleError(f"--out={out} is inside the training workdir {folder}: exporting there "
+                        f"would break resuming and loading that run; choose a folder outside it")
+    if (folder / MANIFEST).is_file():
+      raise BundleError(f"--out={out} is inside the bundle {folder}: it would become an "
+                        f"unlisted file there; choose a folder outside it")
 
 
 def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str, Any],
@@ -185,7 +200,7 @@ def load_predictor(path: str | Path, digest: str | None = None) -> Predictor:
   verify(root, digest)
   try:
     return ClassicPredictor(*classic.load(root))
-  except (ValueError, KeyError) as e:  # arrays or settings this jaxdigits does not know
+  except Exception as e:  # pylint: disable=broad-except  # arrays or settings of any type
     raise BundleError(f"{root / classic.STATE_DIR}: this jaxdigits {__version__} cannot read "
                       f"the bundle's classic model ({e}); upgrade jaxdigits") from None
 
@@ -209,7 +224,7 @@ def read(path: str | Path, digest: str | None = None
   config = read_config(root)
   try:
     module, abstract = restore.abstract_variables(config)
-  except (ValueError, AttributeError, KeyError) as e:
+  except Exception as e:  # pylint: disable=broad-except  # a forged config: any type anywhere
     writer = read_json(root / MANIFEST, "the manifest").get("written_by")
     raise BundleError(f"{root / CONFIG}: this jaxdigits {__version__} cannot build the "
                       f"bundle's model ({e}); upgrade jaxdigits to the version that wrote it "
