@@ -124,7 +124,8 @@ def _refuse_inside_a_run_or_bundle(out: Path) -> None:
   for folder in Path(os.path.realpath(out)).parents:
     if (folder / "checkpoints").is_dir() or (folder / classic.STATE_DIR).is_dir() or (
         folder.name == "checkpoints" and (folder.parent / "config.json").is_file()):
-      raise BundleError(f"--out={out} is inside the training workdir {folder}: exporting there "
+      run = folder.parent if folder.name == "checkpoints" else folder
+      raise BundleError(f"--out={out} is inside the training workdir {run}: exporting there "
                         f"would break resuming and loading that run; choose a folder outside it")
     if (folder / MANIFEST).is_file():
       raise BundleError(f"--out={out} is inside the bundle {folder}: it would become an "
