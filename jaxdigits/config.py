@@ -22,8 +22,10 @@ SCHEDULES = ("onecycle", "cosine", "constant")
 # Split sizes of the official train split, to check a batch fits before loading anything.
 TRAIN_SIZES = {"mnist": 60_000, "usps": 7_291}
 IMAGE_SIZES = {"mnist": 28, "usps": 16}
-
-
+LABEL_FIX_MODES = ("remove", "relabel")
+# Seeds reach jax.random.key, numpy's Generator (no negatives) and scikit-learn's
+# random_state (at most 2**32 - 1): the range all three accept.
+MAX_SEED = 2**32 - 1
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -39,6 +41,8 @@ def defaults() -> ml_collections.ConfigDict:
   config.data.validation_fraction = 0.1
   config.data.mnist_style = False
   config.data.train_limit = 0
+  config.data.label_fixes = config_dict.placeholder(str)
+  config.data.label_fix_mode = "remove"
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cnn"
@@ -186,7 +190,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   from jaxdigits import models  # pylint: disable=g-import-not-at-top
   if config.model.name in {*models.REGISTRY, *models.CLASSIC}:
     _check_types(config.model, models.config_fields(config.model.name), "model.")
-  for section, field in (("data", "raw_dir"), ("data", "tfds_dir"),
+  for section, field in (("data", "raw_dir"), ("data", "tfds_dir"), ("data", "label_fixes"),
                          ("parallel", "coordinator_address")):
     v = config[section].get(field)
     _require(v is None or isinstance(v, str), f"{section}.{field}", f"must be a path, got {v!r}")
@@ -196,19 +200,21 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
              f"parallel.{field}", f"must be a non-negative integer or None, got {v!r}")
   d, t, c = config.data, config.train, config.checkpoint
   _require(isinstance(config.seed, int), "seed", f"must be an integer, got {config.seed!r}")
+  _require(0 <= config.seed <= MAX_SEED, "seed",
+           f"must be in [0, 2**32 - 1] (what jax, numpy and scikit-learn all accept), got "
+           f"{config.seed}")
   _require(d.dataset in DATASETS, "data.dataset",
            f"unknown dataset {d.dataset!r}; choose one of {list(DATASETS)}")
   _require(0 < d.validation_fraction < 1, "data.validation_fraction",
            f"must be in (0, 1), got {d.validation_fraction!r}")
   _require(isinstance(d.train_limit, int) and d.train_limit >= 0, "data.train_limit",
            f"must be a non-negative integer (0 means all), got {d.train_limit!r}")
+  train_size = _check_split_sizes(d)
+  _check_label_fixes(d)
   _require(isinstance(t.num_epochs, int) and t.num_epochs > 0, "train.num_epochs",
            f"must be a positive integer, got {t.num_epochs!r}")
   _require(isinstance(t.batch_size, int) and t.batch_size > 0, "train.batch_size",
            f"must be a positive integer, got {t.batch_size!r}")
-  train_size = TRAIN_SIZES[d.dataset] - round(TRAIN_SIZES[d.dataset] * d.validation_fraction)
-  if d.train_limit:
-    train_size = min(train_size, d.train_limit)
   _require(t.batch_size <= train_size, "train.batch_size",
            f"{t.batch_size} is larger than the {d.dataset} train split ({train_size} examples "
            f"after validation is held out); use a smaller batch")
@@ -225,6 +231,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
   _require(isinstance(t.max_shift, int) and t.max_shift >= 0, "train.max_shift",
            "must be a non-negative integer")
+  size = image_shape(d)[0]
+  # Half the frame or more can carry more than half of a digit out of the picture (the
+  # zero fill then shows a fragment or nothing under the digit's label).
+  _require(t.max_shift < size // 2, "train.max_shift",
+           f"{t.max_shift} pixels moves {size}x{size} {d.dataset} digits by half the image or "
+           f"more; use at most {size // 2 - 1} (configs/cnn.py uses 2)")
   _require(0 <= t.max_rotation <= 90, "train.max_rotation", "must be in [0, 90] degrees")
   _require(0 <= t.max_scale < 1, "train.max_scale", "must be in [0, 1)")
   _require(isinstance(t.steps_per_call, int) and t.steps_per_call > 0, "train.steps_per_call",
@@ -245,4 +257,66 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     models.check(config.model)
   except ValueError as e:
     raise ConfigError(str(e)) from e
+  if config.model.name in models.CLASSIC:
+    _check_classic_sizes(config.model, size, train_size)
   return config
+
+
+def _check_split_sizes(d: ml_collections.ConfigDict) -> int:
+  """Refuses a validation fraction that leaves either split empty; the train split's size."""
+  n = TRAIN_SIZES[d.dataset]
+  held = round(n * d.validation_fraction)
+  _require(held >= 1, "data.validation_fraction",
+           f"{d.validation_fraction!r} of the {n} {d.dataset} train examples holds out none "
+           f"for validation; use at least {1 / n:.2g}")
+  _require(held < n, "data.validation_fraction",
+           f"{d.validation_fraction!r} of the {n} {d.dataset} train examples leaves none to "
+           f"train on; use at most {(n - 1) / n:.6g}")
+  return min(n - held, d.train_limit) if d.train_limit else n - held
+
+
+def _check_label_fixes(d: ml_collections.ConfigDict) -> None:
+  # .get: configs saved by runs that predate these fields lack them.
+  mode = d.get("label_fix_mode", LABEL_FIX_MODES[0])
+  _require(mode in LABEL_FIX_MODES, "data.label_fix_mode",
+           f"unknown mode {mode!r}; choose one of {list(LABEL_FIX_MODES)}")
+  if d.get("label_fixes"):
+    from jaxdigits.data import label_fixes  # pylint: disable=g-import-not-at-top
+    label_fixes.read(d.label_fixes, TRAIN_SIZES[d.dataset])  # file, columns, values
+
+
+def feature_count(features: str, size: int) -> int:
+  """Values per example of a classic model's ``features`` on size x size digits."""
+  if features != "hog":
+    return size * size  # pixels and sobel: one value per pixel
+  from jaxdigits.models.features import HOG_DEFAULTS as h  # pylint: disable=g-import-not-at-top
+  blocks = size // h["cell"] - h["block"] + 1
+  return blocks * blocks * h["block"] ** 2 * h["orientations"]
+
+
+def _check_classic_sizes(m: ml_collections.ConfigDict, size: int, train_size: int) -> None:
+  # Bounds that need the split and feature sizes; scikit-learn would refuse them only after
+  # the features are computed (PCA, the forest) or kNN would vote with fewer neighbours.
+  from jaxdigits.models import classic  # pylint: disable=g-import-not-at-top
+  s = classic.settings(m)  # the model's defaults filled in
+  features, pca = feature_count(s["features"], size), s["pca"]
+  _require(pca <= min(features, train_size), "model.pca",
+           f"{pca} components of {features} {s['features']} features on {train_size} "
+           f"training examples; use at most {min(features, train_size)} (0: no PCA)")
+  if "k" in s:
+    _require(s["k"] <= train_size, "model.k", f"{s['k']} neighbours of a {train_size}-example "
+             f"train split; use at most {train_size}")
+  if m.name == "random_forest":
+    _check_max_features(s["max_features"], pca or features)
+
+
+def _check_max_features(v: object, features: int) -> None:
+  hint = f"'sqrt', 'log2', an integer in [1, {features}] or a fraction in (0, 1]"
+  if isinstance(v, str) or v is None:
+    _require(v in ("sqrt", "log2"), "model.max_features", f"must be {hint}, got {v!r}")
+  elif isinstance(v, int) and not isinstance(v, bool):
+    _require(1 <= v <= features, "model.max_features",
+             f"{v} of {features} features; use {hint}")
+  else:
+    _require(isinstance(v, float) and 0 < v <= 1, "model.max_features",
+             f"must be {hint}, got {v!r}")

@@ -38,6 +38,14 @@ FIELDS: dict[str, str] = {
                         "so one model reads both datasets",
     "data.train_limit": "train on the first N examples of the training split only (0: all), "
                         "for quick runs",
+    "data.label_fixes": "a train-split `label_issues.csv` (`python -m jaxdigits.evaluate "
+                        "--label_issues --split=train --folds=5`): its `source_index` rows of "
+                        "the raw train file are removed or relabelled in the training split "
+                        "only (validation and test stay as published); needs the raw files; "
+                        "None: train on the data as given",
+    "data.label_fix_mode": f"what `data.label_fixes` does to its rows: "
+                           f"{_choices(config_lib.LABEL_FIX_MODES)} (to the CSV's "
+                           "`suggested` label)",
     "model.name": f"the model: Flax {_choices(sorted(models.REGISTRY))}, trained by SGD; "
                   f"classic {_choices(sorted(models.CLASSIC))}, fitted; its other fields are "
                   "listed per model below",

@@ -1,4 +1,6 @@
-"""Values that cannot train are refused by validate, naming the field (issue 18)."""
+"""Values that cannot train are refused by validate, naming the field (issue 18).
+
+The real command's refusal (exit 2, one line) is a case of tests/test_cli_errors.py."""
 
 import math
 
@@ -27,11 +29,30 @@ from jaxdigits.config import ConfigError
     ("svm.py", "model.C", math.inf, r"model\.C: must be a finite"),
     ("svm.py", "model.gamma", -1.0, r"model\.gamma: 'scale' or a positive number"),
     ("knn.py", "model.k", 0, r"model\.k: must be a positive integer"),
+    # Bounds that need the image, feature or split sizes (MNIST: 28x28, 54,000 train).
+    ("cnn.py", "train.max_shift", 14, r"train\.max_shift: 14 pixels .* use at most 13"),
+    ("usps_cnn.py", "train.max_shift", 14, r"train\.max_shift: .*28x28 usps"),  # resized
+    ("cnn.py", "seed", -1, r"seed: must be in \[0, 2\*\*32 - 1\]"),
+    ("cnn.py", "seed", 2**32, r"seed: must be in \[0, 2\*\*32 - 1\]"),
+    ("cnn.py", "data.validation_fraction", 1e-6, r"validation_fraction: .* holds out none"),
+    ("cnn.py", "data.validation_fraction", 0.999995, r"validation_fraction: .* leaves none"),
+    ("knn.py", "model.k", 54_001, r"model\.k: 54001 neighbours of a 54000-example"),
+    ("knn.py", "model.pca", 785, r"model\.pca: 785 components of 784 pixels .* at most 784"),
+    ("hog_svm.py", "model.pca", 1297, r"model\.pca: 1297 components of 1296 hog"),
+    ("random_forest.py", "model.max_features", 785, r"model\.max_features: 785 of 784"),
+    ("random_forest.py", "model.max_features", 0, r"model\.max_features: 0 of 784"),
+    ("random_forest.py", "model.max_features", 1.5, r"model\.max_features: must be 'sqrt'"),
+    ("random_forest.py", "model.max_features", 0.0, r"model\.max_features: must be 'sqrt'"),
+    ("random_forest.py", "model.max_features", "all", r"model\.max_features: must be 'sqrt'"),
+    ("random_forest.py", "model.max_features", True, r"model\.max_features: must be 'sqrt'"),
 ])
 def test_untrainable_value_is_refused(config_file, field, value, match):
   config = config_lib.load_file(REPO / "configs" / config_file)
-  section, name = field.split(".")
-  config[section][name] = value
+  section, _, name = field.rpartition(".")
+  node = config[section] if section else config
+  if name in node and isinstance(value, str) != isinstance(node[name], str):
+    del node[name]  # a ConfigDict field keeps its type; another type is a new field
+  node[name] = value
   with pytest.raises(ConfigError, match=match):
     config_lib.validate(config)
 
@@ -39,3 +60,28 @@ def test_untrainable_value_is_refused(config_file, field, value, match):
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "configs").glob("*.py")))
 def test_shipped_configs_stay_valid(config_file):
   config_lib.validate(config_lib.load_file(REPO / "configs" / config_file))
+
+
+@pytest.mark.parametrize("config_file, field, value", [
+    ("cnn.py", "train.max_shift", 13), ("cnn.py", "seed", 2**32 - 1),
+    ("cnn.py", "data.validation_fraction", 1e-5), ("knn.py", "model.k", 54_000),
+    ("knn.py", "model.pca", 784), ("random_forest.py", "model.max_features", 784),
+    ("random_forest.py", "model.max_features", 1.0),
+    ("random_forest.py", "model.max_features", "log2"),
+])
+def test_the_last_valid_value_passes(config_file, field, value):
+  config = config_lib.load_file(REPO / "configs" / config_file)
+  section, _, name = field.rpartition(".")
+  node = config[section] if section else config
+  if name in node and isinstance(value, str) != isinstance(node[name], str):
+    del node[name]
+  node[name] = value
+  config_lib.validate(config)
+
+
+def test_train_limit_shrinks_the_split_knn_votes_in():
+  config = config_lib.load_file(REPO / "configs" / "knn.py")
+  config.data.train_limit, config.train.batch_size, config.model.k = 100, 32, 101
+  with pytest.raises(ConfigError, match=r"model\.k: 101 neighbours of a 100-example"):
+    config_lib.validate(config)
+

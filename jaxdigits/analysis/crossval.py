@@ -75,6 +75,10 @@ def kfold_probabilities(config: ml_collections.ConfigDict, train: Split, folds: 
   if config.model.name in models_lib.CLASSIC:
     raise ConfigError(f"--folds trains Flax models; model.name={config.model.name!r} is a "
                       f"classic model: evaluate a Flax run (cnn, mlp, resnet, linear)")
+  if config.seed + folds - 1 > config_lib.MAX_SEED:
+    raise ConfigError(f"config field seed: fold k trains with seed + k, so {config.seed} + "
+                      f"{folds - 1} passes 2**32 - 1; use a seed of at most "
+                      f"{config_lib.MAX_SEED - folds + 1}")
   fold = assign_folds(len(train), folds, config.seed)
   configs = []
   for k in range(folds):

@@ -19,8 +19,8 @@ from cleanlab import filter as cl_filter
 from cleanlab import rank as cl_rank
 from matplotlib.figure import Figure
 
-from jaxdigits.data import load_tfds, raw
-from jaxdigits.errors import DataError
+# The raw-row mapping lives in the data layer (training applies data.label_fixes by it).
+from jaxdigits.data.sources import split_source_indices  # noqa: F401  (evaluate's entry)
 
 GALLERY_SIZE = 36
 COLUMNS = ("rank", "source_index", "given", "suggested", "score")
@@ -48,46 +48,6 @@ def find(labels: np.ndarray, probs: np.ndarray, filter_by: str = FILTERS[0]
   scores = cl_rank.get_label_quality_scores(labels, probs, method="self_confidence")
   return [{"index": int(i), "given": int(labels[i]), "suggested": int(probs[i].argmax()),
            "score": float(scores[i])} for i in ranked]
-
-
-def source_indices(images: np.ndarray, labels: np.ndarray, raw_images: np.ndarray,
-                   raw_labels: np.ndarray) -> np.ndarray:
-  """Each example's 0-based row in the raw file, matched by image bytes and label.
-
-  Identical copies (same pixels, same label) are matched in raw order, first to first: they
-  cannot be told apart, so any assignment among them is equally right.
-
-  Raises:
-    DataError: an example is not in the raw file (another file, or altered data).
-  """
-  rows: dict[bytes, list[int]] = {}
-  flat = np.ascontiguousarray(raw_images.reshape(len(raw_images), -1), np.uint8)
-  for i in range(len(flat) - 1, -1, -1):  # reversed, so pop() hands out raw order
-    rows.setdefault(flat[i].tobytes() + bytes([int(raw_labels[i])]), []).append(i)
-  images = np.ascontiguousarray(np.asarray(images).reshape(len(images), -1), np.uint8)
-  out = np.empty(len(images), np.int64)
-  for j, (image, label) in enumerate(zip(images, labels)):
-    found = rows.get(image.tobytes() + bytes([int(label)]))
-    if not found:
-      raise DataError(f"example {j} (label {int(label)}) is not in the raw file: the prepared "
-                      f"dataset does not come from these raw files; delete the prepared "
-                      f"folder ($JAXDIGITS_DATA_DIR) and prepare it again")
-    out[j] = found.pop()
-  return out
-
-
-def split_source_indices(dataset: str, split: str, *, start: int = 0, stop: int | None = None,
-                         raw_dir: str | None = None, data_dir: str | None = None
-                         ) -> np.ndarray:
-  """Raw-file rows of tfds examples [start, stop) of ``split`` ("train" or "test")."""
-  folder = raw.raw_dir_from_env(raw_dir)
-  if not folder:
-    raise DataError(f"--label_issues names rows of the raw {dataset} files, so it needs them "
-                    f"locally: pass --raw_dir=DIR or set {raw.RAW_DATA_ENV}=DIR "
-                    f"(DIR/{dataset}/ holding the original files)")
-  raw_images, raw_labels = raw.load_split(dataset, split, raw.local_paths(dataset, folder))
-  prepared = load_tfds(dataset, split, raw_dir=folder, data_dir=data_dir, start=start, stop=stop)
-  return source_indices(prepared.images, prepared.labels, raw_images, raw_labels)
 
 
 def write(issues: list[dict[str, Any]], sources: np.ndarray, images: np.ndarray,

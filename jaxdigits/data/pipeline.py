@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -18,7 +19,7 @@ import numpy as np
 
 from jaxdigits import config as config_lib
 from jaxdigits.data import mnist_style as preprocess
-from jaxdigits.data import builders, raw
+from jaxdigits.data import builders, label_fixes, raw, sources
 
 DATA_DIR_ENV = "JAXDIGITS_DATA_DIR"
 
@@ -73,10 +74,28 @@ def load_splits(data: ml_collections.ConfigDict) -> Splits:
                                   **kw),
                   validation=load_tfds(data.dataset, "train", start=cut, **kw),
                   test=load_tfds(data.dataset, "test", **kw))
+  if data.get("label_fixes"):  # absent in configs of runs that predate it
+    splits = dataclasses.replace(splits, train=fix_labels(splits.train, data))
   if data.mnist_style and splits.train.images.shape[1:3] != (preprocess.MNIST_SIZE,) * 2:
     to28 = lambda s: Split(preprocess.mnist_style_batch(s.images), s.labels)
     splits = Splits(to28(splits.train), to28(splits.validation), to28(splits.test))
   return splits
+
+
+def fix_labels(train: Split, data: ml_collections.ConfigDict) -> Split:
+  """``train`` with ``data.label_fixes`` applied by raw row (before any resizing, since rows
+  are matched by their raw pixels); validation and test never pass through here."""
+  fixes = label_fixes.read(data.label_fixes, config_lib.TRAIN_SIZES[data.dataset])
+  raw_images, raw_labels = sources.raw_split(data.dataset, "train", data.raw_dir,
+                                             "data.label_fixes")
+  rows = sources.source_indices(train.images, train.labels, raw_images, raw_labels)
+  images, labels, n = label_fixes.apply(train.images, train.labels, rows, raw_labels, fixes,
+                                        data.label_fix_mode, data.label_fixes)
+  done = "removed" if data.label_fix_mode == "remove" else "relabelled"
+  print(f"data.label_fixes: {done} {n['in_train']} of {n['examples_before']} training examples "
+        f"({n['listed'] - n['in_train']} more listed rows are not in this train split and stay "
+        f"as they are)", file=sys.stderr, flush=True)
+  return Split(images, labels)
 
 
 def epoch_indices(key: jax.Array, num_examples: int, batch_size: int) -> np.ndarray:
