@@ -10,6 +10,8 @@ A bundle is a folder:
                     checkpoint; or classic/, a classic model's arrays (state.npz) and config
   model.onnx        the forward pass for onnxruntime (jax2onnx), served without JAX
   model.stablehlo   the forward pass as a serialised ``jax.export``, batch dimension symbolic
+  not_digit/        optional: the not-a-digit detector (``models.nondigit``: params.npz and
+                    detector.json with its threshold), copied from the run's not_digit/
 
 A model without a form in one of the two formats (kNN, RBF SVM, random forest: neither;
 test-time augmentation, a linear SVM on HOG features: no ONNX) lacks that file, and the
@@ -43,14 +45,14 @@ import orbax.checkpoint as ocp
 from jaxdigits import __version__, checkpoints, config as config_lib, exporters, models, records
 from jaxdigits import manifest as manifest_lib
 from jaxdigits.errors import BundleError, CheckpointError
-from jaxdigits.inference import restore
+from jaxdigits.inference import ood, restore
 from jaxdigits.inference.onnx_runtime import OnnxPredictor
 from jaxdigits.inference.predictor import ClassicPredictor, FlaxPredictor, Predictor
 # Re-exported: bundle.verify, bundle.PRETRAINED and the file names stay this module's API.
 from jaxdigits.manifest import (  # noqa: F401
     CARD, CONFIG, FORMAT, FORMAT_VERSION, MANIFEST, ONNX, PARAMS, PRETRAINED, STABLEHLO,
     read_config, read_json, verify)
-from jaxdigits.models import classic
+from jaxdigits.models import classic, nondigit
 
 
 def _versions() -> dict[str, str]:
@@ -93,9 +95,11 @@ def model_card(config: ml_collections.ConfigDict, variables: dict[str, Any],
 
 
 def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
-           write_model: Callable[[Path], None]) -> dict[str, Any]:
+           write_model: Callable[[Path], None], detector: Path | None = None
+           ) -> dict[str, Any]:
   """Writes a bundle at ``out`` (which must not exist yet): the model (``write_model`` of the
-  folder), the exported files, config, card and manifest; returns the manifest."""
+  folder), the exported files, the ``detector`` folder if given, config, card and manifest;
+  returns the manifest."""
   out = Path(out).absolute()
   if out.exists():
     raise BundleError(f"{out} already exists: choose a new --out or delete it first")
@@ -107,9 +111,58 @@ def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
   try:
     write_model(tmp)
     card = {**card, "export": exporters.export_all(predictor, tmp)}
+    if detector is not None:
+      card["not_digit"] = _copy_detector(detector, tmp)
     config = checkpoints.config_to_json(predictor.config)
     (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    (tmp / MANIFEST).unlink()  # written anew, listing the detector
+    written = manifest_lib.write(tmp)
+    tmp.rename(out)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return written
+
+
+def _copy_detector(folder: Path, bundle_root: Path) -> dict[str, Any]:
+  """Copies a detector folder into the bundle (checked readable first); its card entry."""
+  meta = ood.Detector.load(folder).meta
+  target = bundle_root / nondigit.FOLDER
+  target.mkdir()
+  for name in (nondigit.PARAMS, nondigit.META):
+    shutil.copyfile(folder / name, target / name)
+  return {"files": f"{nondigit.FOLDER}/{nondigit.PARAMS}, {nondigit.FOLDER}/{nondigit.META}",
+          "threshold": meta["threshold"], "validation": meta.get("validation")}
+
+
+def detector_of_run(workdir: str | Path) -> Path | None:
+  """A run's not-a-digit detector folder (``python -m jaxdigits.ood`` writes it), or None."""
+  folder = Path(workdir) / nondigit.FOLDER
+  return folder if folder.is_dir() else None
+
+
+def add_detector(source: str | Path, detector: str | Path, out: str | Path) -> dict[str, Any]:
+  """A copy of the bundle ``source`` at ``out`` with the ``detector`` folder added (one it
+  had is replaced) and a new manifest; every other file is copied byte for byte, so the
+  model's variables and exported files are unchanged. Returns the new manifest.
+
+  Raises:
+    BundleError: ``source`` fails verification, ``out`` exists, or ``detector`` is not one.
+  """
+  source, out = Path(source).absolute(), Path(out).absolute()
+  verify(source)
+  if out.exists():
+    raise BundleError(f"{out} already exists: choose a new --out or delete it first")
+  _refuse_inside_a_run_or_bundle(out)
+  tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+  try:
+    shutil.copytree(source, tmp, dirs_exist_ok=True)
+    shutil.rmtree(tmp / nondigit.FOLDER, ignore_errors=True)
+    card = read_json(tmp / CARD, "the model card")
+    card["not_digit"] = _copy_detector(Path(detector), tmp)
+    (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    (tmp / MANIFEST).unlink()  # written anew, listing the detector
     written = manifest_lib.write(tmp)
     tmp.rename(out)
   except BaseException:
@@ -133,14 +186,14 @@ def _refuse_inside_a_run_or_bundle(out: Path) -> None:
 
 
 def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str, Any],
-         card: dict[str, Any]) -> dict[str, Any]:
+         card: dict[str, Any], detector: Path | None = None) -> dict[str, Any]:
   """Writes a Flax model's bundle folder at ``out`` (which must not exist yet); returns its
   manifest.
 
   ``variables`` may live on any devices with any sharding; Orbax saves one copy. The
   exported files are made from the same variables, and ``card`` gets their record under
   ``"export"`` (``exporters.export_all``: the contract, and per file what was written or
-  why that format refused the model).
+  why that format refused the model). ``detector``: a not-a-digit detector folder to carry.
 
   Raises:
     BundleError: ``out`` exists, or an exporter mistranslated the model (its logits strayed
@@ -156,7 +209,7 @@ def save(out: str | Path, config: ml_collections.ConfigDict, variables: dict[str
 
   # On the host, so the exported constants do not depend on the devices they came from.
   predictor = FlaxPredictor(config, models.build(config.model), jax.device_get(variables))
-  return _write(out, predictor, card, write_params)
+  return _write(out, predictor, card, write_params, detector)
 
 
 def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
@@ -183,10 +236,11 @@ def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
       raise CheckpointError(str(e)) from None
     card = model_card(config, {"params": fitted.arrays}, records.read(root).final or {})
     return _write(out, ClassicPredictor(config, fitted), card,
-                  lambda tmp: classic.save(fitted, config, tmp / classic.STATE_DIR))
+                  lambda tmp: classic.save(fitted, config, tmp / classic.STATE_DIR),
+                  detector_of_run(root))
   config, _, variables = restore.read_run(path)
   card = model_card(config, variables, records.read(restore.workdir_of(path)).final or {})
-  return save(out, config, variables, card)
+  return save(out, config, variables, card, detector_of_run(restore.workdir_of(path)))
 
 
 def load_predictor(path: str | Path, digest: str | None = None) -> Predictor:
@@ -197,10 +251,12 @@ def load_predictor(path: str | Path, digest: str | None = None) -> Predictor:
   """
   root = Path(path).absolute()
   if not (root / classic.STATE_DIR).is_dir():
-    return FlaxPredictor(*read(root, digest))
+    model = read(root, digest)
+    return FlaxPredictor(*model, detector=ood.load_beside(root))
   verify(root, digest)
+  detector = ood.load_beside(root)
   try:
-    return ClassicPredictor(*classic.load(root))
+    return ClassicPredictor(*classic.load(root), detector=detector)
   except Exception as e:  # pylint: disable=broad-except  # arrays or settings of any type
     raise BundleError(f"{root / classic.STATE_DIR}: this jaxdigits {__version__} cannot read "
                       f"the bundle's classic model ({e}); upgrade jaxdigits") from None

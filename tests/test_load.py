@@ -39,7 +39,7 @@ def test_a_flax_run_restores_only_inference_variables(tiny_run):
   predictor = jaxdigits.load(tiny_run("mnist"))
   assert set(predictor.variables) == {"params", "batch_stats"}  # no opt_state, no step
   assert {f.name for f in dataclasses.fields(predictor)} == {
-      "config", "module", "variables", "batch_size"}
+      "config", "module", "variables", "batch_size", "detector"}
 
 
 def test_wrappers_compose_and_hold_only_what_they_need(tiny_run, tiny_knn_run, images):

@@ -4,7 +4,11 @@
       [--number] [--json] [--tta] [--runtime=jax|onnx]
 
 One line per image (``file: digit (p=...)  top3 ...``), or with ``--json`` one JSON list of
-``{"file", "digit", "probability", "top3"}``. With ``--number`` each image is read as a whole
+``{"file", "digit", "probability", "top3"}``. An image the model's not-a-digit detector
+refuses (scribbles, letters, shapes, photos; ``jaxdigits.inference.ood``) is
+``file: not a digit: <reason>``, or the row ``{"file", "digit": null, "reason"}``; that is an
+answer, not a failure (exit 0). Models without a detector (classic runs, older bundles,
+``--runtime=onnx``) always answer a digit. With ``--number`` each image is read as a whole
 number, left to right (``file: 2026  (2 p=0.999, 0 p=0.998, ...)``; JSON rows ``{"file",
 "number", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}]}``, box ends
 exclusive); a single digit is a one-digit number. An image that cannot be read (missing,
@@ -55,7 +59,9 @@ def _predict(fv: flags.FlagValues, images: list[str]) -> int:
                       for path, r in zip(images, results)]))
   else:
     for r in results:
-      if isinstance(r, contract.Prediction):
+      if isinstance(r, contract.Prediction) and r.reason is not None:
+        print(f"{r.file}: not a digit: {r.reason}")
+      elif isinstance(r, contract.Prediction):
         top3 = "  ".join(f"{d}:{p:.3f}" for d, p in r.top3)
         print(f"{r.file}: {r.digit} (p={r.probability:.3f})  top3 {top3}")
   return 1 if failed else 0

@@ -36,12 +36,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
+  """One image's answer. ``reason`` set (and ``digit`` None): the model's detector says the
+  image does not look like a digit; ``probability`` and ``top3`` still hold the classifier's
+  guess, which the JSON row leaves out."""
+
   file: str
-  digit: int
+  digit: int | None
   probability: float
   top3: list[tuple[int, float]]
+  reason: str | None = None
 
   def to_json(self) -> dict[str, Any]:
+    if self.reason is not None:
+      return {"file": self.file, "digit": None, "reason": self.reason}
     return {"file": self.file, "digit": self.digit, "probability": self.probability,
             "top3": [{"digit": d, "probability": p} for d, p in self.top3]}
 
@@ -60,6 +67,9 @@ class Predictor(abc.ABC):
   """
 
   config: ml_collections.ConfigDict
+  # The not-a-digit detector the model's run or bundle carries (``inference.ood.Detector``),
+  # or None: classic runs without one, bundles written before detectors, the ONNX runtime.
+  detector: Any = None
 
   @property
   def input_shape(self) -> tuple[int, int, int]:
@@ -95,6 +105,22 @@ class Predictor(abc.ABC):
   def probabilities(self, images: np.ndarray) -> np.ndarray:
     return softmax(self.logits(images))
 
+  def not_digit(self, images: np.ndarray) -> list[str | None]:
+    """Per uint8 model input [N, H, W, 1] (as ``logits`` reads): why it does not look like
+    a digit (``"does not look like a digit (score 0.981 > threshold 0.783)"``), or None when
+    it does. A model without a detector answers None for every input.
+
+    Raises:
+      ImageError: the images are not in the model's input shape.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != self.input_shape:
+      raise ImageError(f"images of shape {images.shape} given to a model that reads "
+                       f"[N, {', '.join(map(str, self.input_shape))}]; prepare each image first")
+    if self.detector is None:
+      return [None] * len(images)
+    return self.detector.reasons(images)
+
   def _check_reads_new_images(self) -> None:
     if self.input_shape[:2] != (preprocess.MNIST_SIZE,) * 2:
       raise ConfigError(
@@ -113,8 +139,13 @@ class Predictor(abc.ABC):
     return preprocess.to_mnist_style(source)
 
   def predict(self, sources: Sequence[preprocess.ImageSource],
-              names: Sequence[str] | None = None) -> list[Prediction | ImageError]:
-    """One Prediction per source, or the ImageError that source raised; others still run."""
+              names: Sequence[str] | None = None, *, reject: bool = True
+              ) -> list[Prediction | ImageError]:
+    """One Prediction per source, or the ImageError that source raised; others still run.
+
+    With ``reject`` (the default), an image the detector refuses (``not_digit``) is a
+    Prediction with ``digit`` None and its ``reason``.
+    """
     self._check_reads_new_images()  # once for all, not once per image
     names = list(names) if names is not None else [preprocess.source_name(s) for s in sources]
     prepared: dict[int, np.ndarray] = {}
@@ -125,11 +156,13 @@ class Predictor(abc.ABC):
       except ImageError as e:
         results[i] = e
     if prepared:
-      probs = self.probabilities(np.stack(list(prepared.values())))
-      for i, p in zip(prepared, probs):
+      x = np.stack(list(prepared.values()))
+      probs = self.probabilities(x)
+      reasons = self.not_digit(x) if reject else [None] * len(x)
+      for i, p, reason in zip(prepared, probs, reasons):
         top = np.argsort(-p)[:3]
-        results[i] = Prediction(names[i], int(top[0]), float(p[top[0]]),
-                                [(int(d), float(p[d])) for d in top])
+        results[i] = Prediction(names[i], None if reason else int(top[0]), float(p[top[0]]),
+                                [(int(d), float(p[d])) for d in top], reason)
     return results  # type: ignore[return-value]
 
 
@@ -152,6 +185,10 @@ class Ensemble(Predictor):
   @property
   def config(self) -> ml_collections.ConfigDict:  # type: ignore[override]
     return self.members[0].config
+
+  @property
+  def detector(self) -> Any:  # type: ignore[override]
+    return self.members[0].detector  # the first member's, as its config
 
   def _logits(self, images: np.ndarray) -> np.ndarray:
     return log_probabilities(np.mean([m.probabilities(images) for m in self.members], axis=0))

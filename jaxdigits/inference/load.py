@@ -71,17 +71,18 @@ def _load_onnx(path: PathLike) -> Predictor:
 def _load_jax(path: PathLike) -> Predictor:
   # pylint: disable=g-import-not-at-top
   from jaxdigits import bundle
-  from jaxdigits.inference import restore
+  from jaxdigits.inference import ood, restore
   from jaxdigits.inference.predictor import ClassicPredictor, FlaxPredictor
   from jaxdigits.models import classic
   # pylint: enable=g-import-not-at-top
   kind, root = locate(path)
   if kind is Kind.BUNDLE:
     return bundle.load_predictor(root)
+  # A run's not-a-digit detector (python -m jaxdigits.ood) sits in its workdir.
   if kind is Kind.FLAX:
-    return FlaxPredictor(*restore.read_run(root))
+    return FlaxPredictor(*restore.read_run(root), detector=ood.load_beside(root))
   try:
-    return ClassicPredictor(*classic.load(root))
+    return ClassicPredictor(*classic.load(root), detector=ood.load_beside(root))
   except FileNotFoundError as e:  # classic/ without its state.npz and config.json
     raise CheckpointError(str(e)) from None
 

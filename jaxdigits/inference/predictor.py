@@ -30,6 +30,7 @@ class FlaxPredictor(Predictor):
   module: nn.Module
   variables: dict[str, Any]
   batch_size: int = 500  # fastest on a 2-core CPU: benchmarks/evaluate_speed.py
+  detector: Any = None  # ``inference.ood.Detector`` of the run or bundle, if it has one
 
   def _logits(self, images: np.ndarray) -> np.ndarray:
     return batched_logits(self.module.apply, self.variables, images, self.batch_size)
@@ -45,6 +46,7 @@ class ClassicPredictor(Predictor):
 
   config: ml_collections.ConfigDict
   fitted: classic.Classic
+  detector: Any = None
 
   def _logits(self, images: np.ndarray) -> np.ndarray:
     features = classic.featurize(self.fitted, images)

@@ -8,6 +8,7 @@ augmented runs, or an augmented ensemble.
 from __future__ import annotations
 
 import dataclasses
+
 import ml_collections
 import numpy as np
 
@@ -31,6 +32,10 @@ class Augmented(Predictor):
   @property
   def config(self) -> ml_collections.ConfigDict:  # type: ignore[override]
     return self.base.config
+
+  @property
+  def detector(self):  # type: ignore[override]
+    return self.base.detector  # judged on the image as given, not on each view
 
   def _logits(self, images: np.ndarray) -> np.ndarray:
     views = augment.tta_views(images, self.views)
