@@ -9,6 +9,7 @@ import sys
 
 import jax
 import numpy as np
+import optuna
 import pytest
 from PIL import Image
 
@@ -16,7 +17,7 @@ from conftest import REPO, saved_state
 from jaxdigits import records
 from jaxdigits.data import pipeline
 from jaxdigits.errors import SweepError
-from jaxdigits.sweeps import runner as sweep, spec
+from jaxdigits.sweeps import runner as sweep, space, spec, workers
 from jaxdigits.training import engine as train
 from jaxdigits.training.metrics_writer import MetricsWriter
 from parallel_worker import small_config
@@ -30,24 +31,38 @@ def test_grid_expands_to_the_product():
   assert len(trials) == 6 and trials[0] == {"train.learning_rate": 1e-3, "train.weight_decay": 0.0}
 
 
-def test_random_search_is_seeded_and_within_bounds():
+def _asked(search, base, workdir):
+  """The parameters of every trial a study asks for ``search``, through the runner's ask step."""
+  distributions, _ = sweep.check(base, search)
+  workdir.mkdir()
+  study = space.open_study(str(workdir), search, num_epochs=1)
+  claims, _ = workers.claim(study, search, distributions, search["num_trials"], 100, workdir)
+  for c in claims:
+    c.release()
+  return [c.trial.params for c in claims]
+
+
+def test_random_search_is_seeded_and_within_bounds(tmp_path):
   search = {"method": "random", "num_trials": 50, "seed": 3, "parameters": {
       "train.learning_rate": {"distribution": "log_uniform", "min": 1e-4, "max": 1e-2},
       "model.dropout": {"distribution": "uniform", "min": 0.0, "max": 0.5},
       "train.batch_size": {"distribution": "choice", "values": [32, 64]}}}
   base = small_config("single", 1)
-  a, b = spec.expand(search, base), spec.expand(search, base)
+  a, b = _asked(search, base, tmp_path / "a"), _asked(search, base, tmp_path / "b")
   assert a == b and len(a) == 50
   lrs = np.array([t["train.learning_rate"] for t in a])
   assert lrs.min() >= 1e-4 and lrs.max() <= 1e-2 and np.median(np.log10(lrs)) == pytest.approx(-3, abs=0.5)
   assert {t["train.batch_size"] for t in a} == {32, 64}
+  other = _asked({**search, "seed": 4}, base, tmp_path / "c")
+  assert other != a  # the sweep's seed, not the process, decides
 
 
 @pytest.mark.parametrize("search, match", [
     ({"method": "grid", "parameters": {"train.lr": [1e-3]}}, r"train\.lr: no such config field"),
     ({"method": "grid", "parameters": {"train.learning_rate": []}}, "non-empty list"),
     ({"method": "grid", "parameters": {}}, "no parameters"),
-    ({"method": "bayes", "parameters": {"train.learning_rate": [1]}}, "'grid' or 'random'"),
+    ({"method": "bayes", "parameters": {"train.learning_rate": [1]}},
+     r"method must be one of \['grid', 'random', 'tpe', 'cmaes'\]"),
     ({"method": "random", "num_trials": 4, "parameters": {"train.learning_rate": {
         "distribution": "log_uniform", "min": 0.0, "max": 1e-2}}}, "log_uniform needs min > 0"),
     ({"method": "random", "num_trials": 4, "parameters": {"model.dropout": {
@@ -83,12 +98,16 @@ def test_vmapped_trials_equal_lone_runs(tmp_path, monkeypatch, raw_dir, tfds_dir
   monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))
   # Dropout, random shifts and BatchNorm on: every source of per-trial randomness.
   base = small_config("single", 1, **{"train.schedule": "onecycle", "model.dropout": 0.25})
-  overrides = [{"train.learning_rate": 1e-3, "train.weight_decay": 0.0, "seed": 0},
-               {"train.learning_rate": 3e-3, "train.weight_decay": 1e-2, "seed": 1},
-               {"train.learning_rate": 2e-3, "train.weight_decay": 1e-3, "seed": 2}]
+  search = {"method": "random", "num_trials": 3, "seed": 0, "parameters": {
+      "train.learning_rate": {"distribution": "log_uniform", "min": 1e-3, "max": 3e-3},
+      "train.weight_decay": {"distribution": "log_uniform", "min": 1e-4, "max": 1e-2},
+      "seed": {"distribution": "choice", "values": list(range(100))}}}
+  # Through the study: the three trials are asked at once and trained as one program.
+  rows = sweep.run_sweep(base, search, tmp_path / "s", group_size=3)
+  vdirs = [tmp_path / "s" / r["trial"] for r in rows]
+  overrides = [json.loads((d / "trial.json").read_text()) for d in vdirs]
+  assert len({o["seed"] for o in overrides}) == 3, overrides  # distinct trials
   configs = [spec.trial_config(base, o) for o in overrides]
-  vdirs = [tmp_path / f"v{i}" for i in range(3)]
-  sweep.train_vmapped(configs, vdirs)
   alone = []
   for i, config in enumerate(configs):
     train.train_and_evaluate(config, tmp_path / f"alone{i}", evaluate_test=False)
@@ -156,11 +175,16 @@ def test_sweep_cli_selects_on_validation_tests_only_the_best_and_resumes(tmp_pat
   with open(tmp_path / "run" / "results.csv") as f:
     rows = list(csv.DictReader(f))
   assert [r["trial"] for r in rows] == ["trial_000", "trial_001"]
+  assert [r["state"] for r in rows] == ["complete", "complete"]
+  assert [float(r["train.learning_rate"]) for r in rows] == [1e-3, 5e-3]  # the grid's order
   tested = [r for r in rows if r["test_accuracy"]]
   assert len(tested) == 1
   assert tested[0]["val_accuracy"] == max(r["val_accuracy"] for r in rows)
   assert float(tested[0]["test_accuracy"]) > 0.7  # chance is 0.1
-  for name in ("val_accuracy_vs_params.png", "learning_curves.png"):
+  # Optuna's plots; importances need two parameters, this grid has one.
+  assert not (tmp_path / "run" / "param_importances.png").exists()
+  for name in ("optimization_history.png", "intermediate_values.png",
+               "parallel_coordinate.png"):
     with Image.open(tmp_path / "run" / name) as im:  # a real figure, not an empty canvas
       pixels = np.asarray(im.convert("L"))
     assert min(pixels.shape) >= 300 and len(np.unique(pixels)) > 20, name
@@ -171,6 +195,40 @@ def test_sweep_cli_selects_on_validation_tests_only_the_best_and_resumes(tmp_pat
   again = subprocess.run(args, cwd=REPO, env=data_env, capture_output=True, text=True, timeout=600)
   assert again.returncode == 0, again.stderr[-3000:]
   assert (tmp_path / "run" / "trial_000" / "metrics.jsonl").read_text() == before  # skipped
+
+
+class _PruneTrial(optuna.pruners.BasePruner):
+  """Prunes one trial (by number) at its first report."""
+
+  def __init__(self, number):
+    self.number = number
+
+  def prune(self, study, trial):
+    return trial.number == self.number
+
+
+def test_a_pruned_trial_stops_at_once_and_leaves_its_group_unchanged(tmp_path, monkeypatch,
+                                                                       raw_dir, tfds_dir):
+  monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
+  monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))
+  monkeypatch.setattr(space, "pruner", lambda name, epochs: _PruneTrial(1))
+  base = small_config("single", 2)
+  search = {"method": "grid", "pruner": "median", "parameters": {"seed": [0, 1]}}
+  rows = sweep.run_sweep(base, search, tmp_path / "s")  # one vmapped group of two
+  assert [(r["trial"], r["state"], r["epochs"]) for r in rows] == [
+      ("trial_000", "complete", 2), ("trial_001", "pruned", 1)]
+  assert rows[0]["test_accuracy"] is not None and rows[1]["test_accuracy"] is None
+  pruned = records.read(tmp_path / "s" / "trial_001")
+  assert pruned.final["best_epoch"] == 1 and pruned.final["trials"] == 2  # told at once
+  assert (tmp_path / "s" / "trial_001" / "checkpoints" / "1").is_dir()  # kept, loadable
+  assert not (tmp_path / "s" / "trial_001" / "checkpoints" / "2").exists()
+  with open(tmp_path / "s" / "results.csv") as f:
+    assert [r["state"] for r in csv.DictReader(f)] == ["complete", "pruned"]
+  config = spec.trial_config(base, {"seed": 0})  # the survivor ends where it would alone
+  train.train_and_evaluate(config, tmp_path / "alone", evaluate_test=False)
+  gap = _largest_gap(saved_state(tmp_path / "s" / "trial_000", config),
+                     saved_state(tmp_path / "alone", config))
+  assert gap < 1e-4, gap
 
 
 def test_sweep_cli_refuses_a_bad_sweep_in_one_line(tmp_path, data_env):

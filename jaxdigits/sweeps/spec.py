@@ -1,10 +1,10 @@
-"""Sweep definitions: a sweep file's trials as config overrides, checked before any runs.
+"""Sweep definitions: a sweep file, a grid's points, each trial's validated config.
 
-A sweep file defines ``get_sweep()`` returning ``{"method": "grid" | "random", "parameters":
-{field: values or distribution}, "num_trials": N, "seed": S}``. This module only parses:
-``expand`` gives the trials, ``trial_config`` each trial's validated config, and
-``group_trials`` which trials one vmapped program can train together. Running them is
-``sweeps.runner``'s (and, for a search that asks for trials one by one, a study's).
+A sweep file defines ``get_sweep()`` returning ``{"method": "grid" | "random" | "tpe" |
+"cmaes", "parameters": {field: values or distribution}, "num_trials": N, "seed": S,
+"pruner": ...}`` (``sweeps.space`` checks it and maps it to Optuna). This module only
+parses: ``expand`` gives a grid's points, ``trial_config`` each trial's validated config,
+and ``group_trials`` which trials one vmapped program can train together.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 from jaxdigits import checkpoints, config as config_lib
 from jaxdigits.errors import SweepError
@@ -53,48 +52,21 @@ def _get(config: ml_collections.ConfigDict, field: str) -> Any:
   return node
 
 
-def _sample(field: str, spec: Any, rng: np.random.Generator) -> Any:
-  if not isinstance(spec, dict) or spec.get("distribution") not in DISTRIBUTIONS:
-    raise SweepError(f"sweep parameter {field}: random search needs a dict with "
-                     f"'distribution' in {list(DISTRIBUTIONS)}, got {spec!r}")
-  kind = spec["distribution"]
-  if kind == "choice":
-    values = spec.get("values") or []
-    if not values:
-      raise SweepError(f"sweep parameter {field}: 'choice' needs a non-empty 'values' list")
-    return values[rng.integers(len(values))]
-  low, high = spec.get("min"), spec.get("max")
-  if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low < high):
-    raise SweepError(f"sweep parameter {field}: {kind} needs numbers min < max, got "
-                     f"min={low!r} max={high!r}")
-  if kind == "log_uniform":
-    if low <= 0:
-      raise SweepError(f"sweep parameter {field}: log_uniform needs min > 0, got {low!r}")
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-  return float(rng.uniform(low, high))
-
-
 def expand(sweep: dict[str, Any], base: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-  """The trials of ``sweep`` as field → value overrides; refuses a bad sweep up front."""
+  """A grid sweep's points as field → value overrides, in the grid's order (the first
+  field varies slowest); a SweepError for a sweep that is not a grid of known fields."""
   method, params = sweep.get("method"), sweep.get("parameters")
-  if method not in ("grid", "random"):
-    raise SweepError(f"sweep method must be 'grid' or 'random', got {method!r}")
+  if method != "grid":
+    raise SweepError(f"only a grid expands to its points, not method {method!r}: the other "
+                     "methods ask a study for trials (sweeps.space)")
   if not params:
     raise SweepError("sweep has no parameters")
-  for field in params:
+  for field, values in params.items():
     _get(base, field)
-  if method == "grid":
-    for field, values in params.items():
-      if not isinstance(values, (list, tuple)) or not values:
-        raise SweepError(f"sweep parameter {field}: a grid needs a non-empty list of values")
-    fields = list(params)
-    return [dict(zip(fields, combo)) for combo in itertools.product(*params.values())]
-  num = sweep.get("num_trials")
-  if not isinstance(num, int) or num <= 0:
-    raise SweepError(f"random search needs num_trials > 0, got {num!r}")
-  rng = np.random.default_rng(sweep.get("seed", 0))
-  trials = [{f: _sample(f, spec, rng) for f, spec in params.items()} for _ in range(num)]
-  return trials
+    if not isinstance(values, (list, tuple)) or not values:
+      raise SweepError(f"sweep parameter {field}: a grid needs a non-empty list of values")
+  fields = list(params)
+  return [dict(zip(fields, combo)) for combo in itertools.product(*params.values())]
 
 
 def trial_config(base: ml_collections.ConfigDict,

@@ -124,14 +124,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
   return train_trials([config], [workdir], evaluate_test=evaluate_test)[0]
 
 
+# (epoch just finished, 1-based; each trial's validation accuracy, None once stopped) →
+# which trials stop now: a sweep's pruner.
+ShouldStop = Callable[[int, list[float | None]], Sequence[bool]]
+
+
 def train_trials(configs: Sequence[ml_collections.ConfigDict],
-                 workdirs: Sequence[str | Path], *,
-                 evaluate_test: bool = True) -> list[dict[str, Any]]:
+                 workdirs: Sequence[str | Path], *, evaluate_test: bool = True,
+                 should_stop: ShouldStop | None = None) -> list[dict[str, Any]]:
   """Trains Flax trials that differ at most in ``programs.VMAPPED`` fields; their finals.
 
   One trial runs under its parallel strategy; several run as one vmapped program on one
   device, each ending where training it alone would (up to float rounding), each with its
-  own workdir, checkpoints and metrics.
+  own workdir, checkpoints and metrics. ``should_stop`` is asked after each epoch: a trial
+  it stops is checkpointed and given its final record at once (its best epoch so far); in
+  a vmapped group the others go on unchanged (the stopped lane is computed but unused),
+  and the loop ends when every trial has stopped.
   """
   configs = [config_lib.validate(c) for c in configs]
   parallel.initialize_distributed(configs[0].parallel)
@@ -147,12 +155,12 @@ def train_trials(configs: Sequence[ml_collections.ConfigDict],
       stack.callback(c.close)
     if lead:
       _report_set_aside(ckpts)
-    return _run(program, configs, claimed, ckpts, evaluate_test)
+    return _run(program, configs, claimed, ckpts, evaluate_test, should_stop)
 
 
 def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict],
          workdirs: Sequence[Path], ckpts: Sequence[checkpoints.Checkpoints],
-         evaluate_test: bool) -> list[dict[str, Any]]:
+         evaluate_test: bool, should_stop: ShouldStop | None = None) -> list[dict[str, Any]]:
   """The epoch loop, then each trial's final record."""
   t, every = configs[0].train, configs[0].checkpoint.every_epochs
   lead = jax.process_index() == 0
@@ -169,31 +177,42 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
   label = (lambda w: w.name) if program.trials > 1 else (lambda w: "")
   writers = [MetricsWriter(w, num_epochs=t.num_epochs, progress=progress, label=label(w),
                            enabled=lead, resume_epoch=start_epoch) for w in workdirs]
+  stopped_at = [None] * program.trials  # the epoch each trial was stopped after
   try:
     for epoch in range(start_epoch, t.num_epochs):
       state, totals, seconds = _train_epoch(program, steps, state, [k[1] for k in keys], epoch,
                                             len(splits.train), t.batch_size, progress)
       train_seconds += seconds
       seen = steps_per_epoch * t.batch_size
-      for j, (ckpt, writer) in enumerate(zip(ckpts, writers)):
-        val = _accuracy(program, program.variables(state, j), splits.validation, t)
-        writer.write((epoch + 1) * steps_per_epoch, records.epoch_record(
-            epoch + 1, train_loss=totals[j, 0] / seen, train_accuracy=totals[j, 1] / seen,
-            val_accuracy=val, epoch_seconds=seconds, images=seen * program.trials,
-            trials=program.trials))
-        # Written before the checkpoint: a run killed in between re-runs the epoch, and the
+      vals = [None] * program.trials
+      for j, writer in enumerate(writers):
+        if stopped_at[j] is None:
+          vals[j] = _accuracy(program, program.variables(state, j), splits.validation, t)
+          writer.write((epoch + 1) * steps_per_epoch, records.epoch_record(
+              epoch + 1, train_loss=totals[j, 0] / seen, train_accuracy=totals[j, 1] / seen,
+              val_accuracy=vals[j], epoch_seconds=seconds, images=seen * program.trials,
+              trials=program.trials))
+      stops = should_stop(epoch + 1, vals) if should_stop else [False] * program.trials
+      for j, ckpt in enumerate(ckpts):
+        if stopped_at[j] is not None:
+          continue
+        # Written after the record: a run killed in between re-runs the epoch, and the
         # writer drops the old record as it resumes (records.keep_through), so the epoch is
-        # neither lost nor written twice.
-        due = (epoch + 1) % every == 0 or epoch + 1 == t.num_epochs
+        # neither lost nor written twice. A stopped trial keeps its last epoch.
+        due = (epoch + 1) % every == 0 or epoch + 1 == t.num_epochs or stops[j]
         if due and (ckpt.latest_step() or 0) < epoch + 1:  # a killed group may have saved some
-          ckpt.save(epoch + 1, program.view(state, j), {"val_accuracy": val})
+          ckpt.save(epoch + 1, program.view(state, j), {"val_accuracy": vals[j]})
+        if stops[j]:
+          stopped_at[j] = epoch + 1
+      if all(s is not None for s in stopped_at):
+        break
     progress.close()
     finals = []
     for j, (ckpt, writer) in enumerate(zip(ckpts, writers)):
       ckpt.wait()
       finals.append(_final(program, ckpt, program.view(state, j), splits, t, evaluate_test,
                            train_seconds=train_seconds, compile_seconds=compile_seconds))
-      writer.write(total_steps, finals[-1])
+      writer.write((stopped_at[j] or t.num_epochs) * steps_per_epoch, finals[-1])
   finally:
     progress.close()
     for writer in writers:
