@@ -174,3 +174,20 @@ def test_heat_map_sits_on_the_drawn_stroke_and_skips_gradient_free_models(tiny_k
   assert centre > 3 * edge, (centre, edge)
   assert demo.heat_view(jaxdigits.load(tiny_knn_run("mnist")), canvas) is None
   assert demo.heat_view(jaxdigits.load(), None) is None
+
+
+def test_canvas_data_url_is_read_and_anything_else_gets_a_message():
+  import base64, io  # pylint: disable=g-import-not-at-top,multiple-imports
+  drawing = Image.new("RGBA", demo.SEND, (0, 0, 0, 0))
+  drawing.paste((0, 0, 0, 255), (130, 20, 145, 120))  # a 1, as the page's canvas sends it
+  png = io.BytesIO()
+  drawing.save(png, "PNG")
+  url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+  np.testing.assert_array_equal(demo.canvas_image(url), np.asarray(drawing))
+  label, image = demo.sketch_label(jaxdigits.load(), url)
+  assert max(label, key=label.get) == "1" and image.shape == (*demo.SEND[::-1], 4)
+  assert demo.sketch_label(jaxdigits.load(), "") == (demo.DRAW_A_DIGIT, None)
+  for bad in ("hello", "data:image/png;base64,%%%", "data:image/png;base64,aGVsbG8=",
+              "data:image/png;base64," + "A" * demo.MAX_DATA_URL):
+    message, image = demo.sketch_label(jaxdigits.load(), bad)
+    assert message.startswith("the canvas") and image is None, message

@@ -69,7 +69,7 @@ def _demo(fv: flags.FlagValues, _: list[str]) -> None:
     app = demo.build(predictor)
     app.queue(default_concurrency_limit=2)
     app.launch(server_name=fv.host, server_port=fv.port, share=fv.share, ssr_mode=False,
-               max_file_size=demo.MAX_FILE_SIZE, show_error=True, js=demo.SELECT_BRUSH_JS)
+               max_file_size=demo.MAX_FILE_SIZE, show_error=True)
 
 
 def _interrupt(*_) -> None:

@@ -13,6 +13,8 @@ ends exclusive), or ``{"file", "number": None, "digits": [], "reason": "<message
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
 import shutil
@@ -39,9 +41,8 @@ from jaxdigits.inference.contract import Predictor  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 DRAW_A_DIGIT = "draw a digit"
-MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes to ~200 MB of floats; refuse above
 MAX_FILE_SIZE = "25mb"   # larger than any phone photo, small enough to keep uploads quick
-CANVAS = 400
+CANVAS = (560, 280)  # width, height: room for a number, left to right
 BRUSH = 14  # radius in canvas pixels: strokes about as thick, relative to the digit, as MNIST's
 VIEW_SCALE = 10  # the 28x28 input is shown at 280x280, nearest-neighbour, so pixels stay visible
 BOXES_VIEW = 640  # the input with its digit boxes is shown at most this wide or tall
@@ -49,28 +50,61 @@ BOXES_VIEW = 640  # the input with its digit boxes is shown at most this wide or
 Label = dict[str, float] | str
 Number = dict[str, Any]  # NumberReading.to_json(), or a reading with "number": None and a reason
 
-# Gradio's editor starts with no tool selected ("select the draw tool to start"); a sketchpad
-# that cannot be drawn on at once is a puzzle, so pick the brush on load and after clearing.
-SELECT_BRUSH_JS = """
-() => {
-  const pick = (tries) => {
-    const brush = document.querySelector('#sketchpad button[aria-label="Brush"]');
-    if (brush) brush.click(); else if (tries > 0) setTimeout(() => pick(tries - 1), 200);
-  };
-  pick(50);
-  document.addEventListener('click', (e) => {
-    if (e.target.closest('#clear, #sketchpad button[aria-label="Clear canvas"]'))
-      setTimeout(() => pick(10), 300);
-  });
-}
+# The drawing surface: a plain 2D canvas, not Gradio's ImageEditor, whose every change and
+# every status update of an event reading it exports three PNG layers through WebGL and
+# uploads them (~0.5-2 s a stroke on 2 CPU cores). After each stroke the page sends a copy
+# SEND pixels wide as a PNG data URL (~2 kB), and the label step reads only that.
+SEND = (CANVAS[0] // 2, CANVAS[1] // 2)
+CANVAS_HTML = (f'<canvas width="{CANVAS[0]}" height="{CANVAS[1]}" aria-label="Canvas: draw a '
+               f'digit or a number here"></canvas>')
+CANVAS_CSS = f"""
+canvas {{ display: block; width: 100%; max-width: {CANVAS[0]}px; aspect-ratio: {CANVAS[0]} / {CANVAS[1]}; margin: 0 auto;
+         background: white; border: 1px solid var(--border-color-primary); cursor: crosshair;
+         touch-action: none; }}
+"""
+CANVAS_JS = f"""
+const canvas = element.querySelector('canvas');
+const ctx = canvas.getContext('2d');
+const small = document.createElement('canvas');
+small.width = {SEND[0]};
+small.height = {SEND[1]};
+let last = null;
+const at = (e) => {{
+  const r = canvas.getBoundingClientRect();
+  return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+}};
+const segment = (a, b) => {{
+  ctx.strokeStyle = '#000'; ctx.lineWidth = {2 * BRUSH}; ctx.lineCap = 'round'; ctx.lineJoin = 'round';
+  ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
+}};
+canvas.addEventListener('pointerdown', (e) => {{
+  canvas.setPointerCapture(e.pointerId); last = at(e); segment(last, last);
+}});
+canvas.addEventListener('pointermove', (e) => {{
+  if (!last) return;
+  const p = at(e); segment(last, p); last = p;
+}});
+const end = () => {{
+  if (!last) return;
+  last = null;
+  const g = small.getContext('2d');
+  g.clearRect(0, 0, small.width, small.height);
+  g.drawImage(canvas, 0, 0, small.width, small.height);
+  props.value = small.toDataURL('image/png');
+  trigger('change');
+}};
+canvas.addEventListener('pointerup', end);
+canvas.addEventListener('pointercancel', end);
 """
 
 CLEAR_CANVAS_JS = """
 () => {
-  document.querySelector('#sketchpad button[aria-label="Clear canvas"]')?.click();
+  const canvas = document.querySelector('#sketchpad canvas');
+  canvas?.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
   return [];
 }
 """
+MAX_DATA_URL = 4 * 2**20  # what a canvas sends is ~2-20 kB; refuse anything absurd unread
 
 
 def _classify(predictor: Predictor, source: preprocess.ImageSource,
@@ -170,17 +204,60 @@ def sketch_image(value: dict[str, Any] | np.ndarray | None) -> np.ndarray | None
   return np.asarray(canvas)
 
 
-def predict_sketch(predictor: Predictor, value: dict[str, Any] | None
+def canvas_image(value: str | dict[str, Any] | np.ndarray | None) -> np.ndarray | None:
+  """The drawing: the PNG data URL the page's canvas sends, or a Sketchpad value (see
+  sketch_image); None when there is none.
+
+  Raises:
+    ImageError: a data URL that is not a readable PNG, or too large.
+  """
+  if not isinstance(value, str):
+    return sketch_image(value)
+  if not value:
+    return None
+  head, _, body = value.partition(",")
+  if head != "data:image/png;base64" or len(value) > MAX_DATA_URL:
+    raise preprocess.ImageError("the canvas: not a PNG data URL the demo's page sends")
+  try:
+    data = base64.b64decode(body, validate=True)
+  except binascii.Error:
+    raise preprocess.ImageError("the canvas: the data URL is not base64") from None
+  with preprocess.open_image(data, name="the canvas") as im:
+    return np.asarray(im.convert("RGBA"))
+
+
+def sketch_label(predictor: Predictor, value: str | dict[str, Any] | None
+                 ) -> tuple[Label, np.ndarray | None]:
+  """(label, the drawing, or None when there is nothing more to show) for one stroke.
+
+  The label is all the first step returns: the views and the heat map follow in later steps,
+  from the drawing kept on the server, so that nothing the label does not need delays it.
+  """
+  try:
+    image = canvas_image(value)
+  except preprocess.ImageError as e:
+    return str(e), None
+  if image is None:
+    return DRAW_A_DIGIT, None
+  label, view = _classify(predictor, image, "the canvas")
+  return label, (image if view is not None else None)  # blank: no number, no second look
+
+
+def sketch_views(predictor: Predictor, image: np.ndarray | None
+                 ) -> tuple[np.ndarray | None, str, np.ndarray | None]:
+  """(model input, "Number: ...", the canvas with digit boxes) for sketch_label's drawing."""
+  if image is None:
+    return None, "", None
+  _, view = _classify(predictor, image, "the canvas")
+  number = _read_number(predictor, image, "the canvas")
+  return view, number_text(number), boxes_view(image, number)
+
+
+def predict_sketch(predictor: Predictor, value: str | dict[str, Any] | None
                    ) -> tuple[Label, np.ndarray | None, str, np.ndarray | None]:
   """(label, model input, "Number: ...", the canvas with digit boxes) for one stroke."""
-  image = sketch_image(value)
-  if image is None:
-    return DRAW_A_DIGIT, None, "", None
-  label, view = _classify(predictor, image, "the canvas")
-  if view is None:  # blank or unreadable: no number either, and no second look at it
-    return label, None, "", None
-  number = _read_number(predictor, image, "the canvas")
-  return label, view, number_text(number), boxes_view(image, number)
+  label, image = sketch_label(predictor, value)
+  return (label, *sketch_views(predictor, image))
 
 
 def _upload(payload: dict[str, Any] | str | None) -> tuple[str | None, str, str | None]:
@@ -195,10 +272,9 @@ def _upload(payload: dict[str, Any] | str | None) -> tuple[str | None, str, str 
     return None, name, f"{DRAW_A_DIGIT} or upload an image of one"
   try:
     with Image.open(path) as im:  # reads the header only
-      w, h = im.size
-    if w * h > MAX_PIXELS:
-      return path, name, (f"{name}: {w}x{h} pixels is more than this demo reads "
-                          f"({MAX_PIXELS // 10**6} megapixels); scale it down")
+      preprocess.check_pixels(*im.size, name)
+  except preprocess.ImageError as e:
+    return path, name, str(e)
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
     pass  # to_ink names the problem
   return path, name, None
@@ -248,16 +324,14 @@ def show_upload(predictor: Predictor, payload: dict[str, Any] | str | None, numb
 def build(predictor: Predictor) -> gr.Blocks:
   """The app: Sketchpad and Upload tabs, top-3 label, the model's input, a clear button."""
   with gr.Blocks(title="jaxdigits", analytics_enabled=False) as app:
-    gr.Markdown("## jaxdigits: draw a digit\nDraw one digit, 0 to 9, or upload a picture of "
-                "one. The prediction updates after each stroke.")
+    gr.Markdown("## jaxdigits: draw a digit\nDraw a digit, 0 to 9, or a number, or upload a "
+                "picture of one. The prediction updates after each stroke.")
     with gr.Row():
       with gr.Column():
         with gr.Tabs():
           with gr.Tab("Sketchpad"):
-            sketch = gr.Sketchpad(
-                label="Canvas", type="numpy", image_mode="RGBA", canvas_size=(CANVAS, CANVAS),
-                brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
-                layers=False, transforms=(), format="png", elem_id="sketchpad")
+            sketch = gr.HTML("", html_template=CANVAS_HTML, css_template=CANVAS_CSS,
+                             js_on_load=CANVAS_JS, elem_id="sketchpad")
           with gr.Tab("Upload"):
             upload = gr.Image(label="Digit image", type="filepath", sources=["upload", "clipboard"],
                               elem_id="upload")
@@ -274,11 +348,17 @@ def build(predictor: Predictor) -> gr.Blocks:
         # /predict_number's output, carried to the step that draws it (never shown as JSON).
         reading = gr.JSON(visible=False)
 
-    # The heat map in a step of its own, after the label is on the page.
-    sketch.change(lambda v: predict_sketch(predictor, v), sketch, [label, seen, number, boxes],
-                  api_visibility="private", show_progress="hidden", trigger_mode="always_last"
-                  ).then(lambda v: heat_view(predictor, sketch_image(v)), sketch, heat,
-                         api_visibility="private", show_progress="hidden")
+    # The label first, alone and unqueued (a request, not a queue join and an event stream);
+    # the views and the heat map after it, from the drawing kept on the server.
+    drawing = gr.State()
+    stroke = sketch.change(lambda v: sketch_label(predictor, v), sketch, [label, drawing],
+                  api_visibility="private", show_progress="hidden", trigger_mode="always_last",
+                  queue=False
+                  )
+    views = stroke.then(lambda im: sketch_views(predictor, im), drawing, [seen, number, boxes],
+                        api_visibility="private", show_progress="hidden")
+    heat_step = views.then(lambda im: heat_view(predictor, im), drawing, heat,
+                           api_visibility="private", show_progress="hidden")
     # The scripting endpoints: one image in, one Label (/predict) or one number reading
     # (/predict_number) out. The views follow in a last step, drawn from that reading, so each
     # endpoint's output stays plain for gradio_client users and the number is read once.
@@ -290,19 +370,24 @@ def build(predictor: Predictor) -> gr.Blocks:
         api_visibility="private", preprocess=False, show_progress="hidden").then(
         lambda p: heat_view(predictor, _upload(p)[0] if not _upload(p)[2] else None), upload,
         heat, api_visibility="private", preprocess=False, show_progress="hidden")
-    # The canvas is cleared by the editor's own "Clear canvas" button: setting the Sketchpad's
-    # value to None from Python leaves Gradio 6's editor without a canvas.
+    # The canvas is cleared in the page; the next stroke sends the new drawing. Steps still
+    # pending for the old drawing are cancelled, so that none repaints a view after the clear.
     clear.click(lambda: (None, DRAW_A_DIGIT, None, None, "", None), None,
                 [upload, label, seen, heat, number, boxes], js=CLEAR_CANVAS_JS,
-                api_visibility="private", queue=False)
+                api_visibility="private", queue=False, cancels=[views, heat_step])
   return app
 
 
 def warm_up(predictor: Predictor) -> None:
-  """Compiles the one-image forward pass now, so the first user does not wait for it."""
+  """Compiles the one-image forward pass, the number reader's and the heat map's now, so the
+  first user does not wait for them (the heat map's alone takes seconds)."""
   digit = np.zeros((preprocess.MNIST_SIZE, preprocess.MNIST_SIZE), np.uint8)
   digit[6:22, 13:16] = 255
   predictor.probabilities(predictor.prepare(digit)[None])
+  canvas = np.full((CANVAS[1], CANVAS[0]), 255, np.uint8)
+  canvas[40:240, 270:290] = 0  # a 1, black on white
+  sketch_views(predictor, canvas)
+  heat_view(predictor, canvas)
 
 
 UPLOAD_MAX_BYTES = 200 * 2**20  # eight uploads at MAX_FILE_SIZE: the folder's size cap
