@@ -156,7 +156,8 @@ def browser_missing() -> str | None:
     import selenium  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:
     return "no selenium package (pip install -e '.[dev]')"
-  return None if CHROMIUM and DRIVER else "no chromium/chromedriver (apt-get install chromium chromium-driver)"
+  return None if CHROMIUM and DRIVER else ("no chromium/chromedriver (apt-get install chromium "
+                                           "chromium-driver)")
 
 
 @contextlib.contextmanager

@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import os
-import shutil
-import tempfile
-import threading
-import time
 
 # Offline by default: no analytics, version checks or Hub calls. Gradio and huggingface_hub
 # read these when imported, hence before the imports below.
@@ -30,7 +25,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from pathlib import Path  # noqa: E402
-from typing import Any, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -38,6 +33,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from jaxdigits.inference import numbers, preprocess  # noqa: E402
 from jaxdigits.inference.contract import Predictor  # noqa: E402
+# The upload folder, re-exported: the command and the tests name it through this module.
+from jaxdigits.inference.demo_uploads import (  # noqa: E402,F401  pylint: disable=unused-import
+    UPLOAD_MAX_AGE_S, UPLOAD_MAX_BYTES, _prune, upload_folder)
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 DRAW_A_DIGIT = "draw a digit"
@@ -58,9 +56,9 @@ SEND = (CANVAS[0] // 2, CANVAS[1] // 2)
 CANVAS_HTML = (f'<canvas width="{CANVAS[0]}" height="{CANVAS[1]}" aria-label="Canvas: draw a '
                f'digit or a number here"></canvas>')
 CANVAS_CSS = f"""
-canvas {{ display: block; width: 100%; max-width: {CANVAS[0]}px; aspect-ratio: {CANVAS[0]} / {CANVAS[1]}; margin: 0 auto;
-         background: white; border: 1px solid var(--border-color-primary); cursor: crosshair;
-         touch-action: none; }}
+canvas {{ display: block; width: 100%; max-width: {CANVAS[0]}px; margin: 0 auto;
+         aspect-ratio: {CANVAS[0]} / {CANVAS[1]}; background: white; cursor: crosshair;
+         border: 1px solid var(--border-color-primary); touch-action: none; }}
 """
 CANVAS_JS = f"""
 const canvas = element.querySelector('canvas');
@@ -71,10 +69,12 @@ small.height = {SEND[1]};
 let last = null;
 const at = (e) => {{
   const r = canvas.getBoundingClientRect();
-  return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+  return [(e.clientX - r.left) * canvas.width / r.width,
+          (e.clientY - r.top) * canvas.height / r.height];
 }};
 const segment = (a, b) => {{
-  ctx.strokeStyle = '#000'; ctx.lineWidth = {2 * BRUSH}; ctx.lineCap = 'round'; ctx.lineJoin = 'round';
+  ctx.strokeStyle = '#000'; ctx.lineWidth = {2 * BRUSH};
+  ctx.lineCap = 'round'; ctx.lineJoin = 'round';
   ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
 }};
 canvas.addEventListener('pointerdown', (e) => {{
@@ -388,76 +388,3 @@ def warm_up(predictor: Predictor) -> None:
   canvas[40:240, 270:290] = 0  # a 1, black on white
   sketch_views(predictor, canvas)
   heat_view(predictor, canvas)
-
-
-UPLOAD_MAX_BYTES = 200 * 2**20  # eight uploads at MAX_FILE_SIZE: the folder's size cap
-UPLOAD_MAX_AGE_S = 600  # long enough for a page to show its upload and the views drawn from it
-_FOLDER_PREFIX = "jaxdigits-demo-"
-
-
-def _prune(root: Path, max_bytes: int, max_age_s: float) -> None:
-  """Deletes files older than max_age_s, then the oldest until the folder fits max_bytes."""
-  now = time.time()
-  files = []
-  for path in root.rglob("*"):
-    with contextlib.suppress(OSError):  # a file Gradio is writing or another prune removed
-      if path.is_file():
-        st = path.stat()
-        files.append((st.st_mtime, st.st_size, path))
-  files.sort()
-  total = sum(size for _, size, _ in files)
-  for mtime, size, path in files:
-    if now - mtime <= max_age_s and total <= max_bytes:
-      break
-    with contextlib.suppress(OSError):
-      path.unlink()
-      total -= size
-  for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
-    with contextlib.suppress(OSError):
-      folder.rmdir()  # only empty ones: Gradio puts each upload in a folder of its own
-
-
-def _remove_stale_folders(base: Path) -> None:
-  """Folders of demos that died without cleaning up (SIGKILL): their pid no longer runs."""
-  for folder in base.glob(f"{_FOLDER_PREFIX}*"):
-    try:
-      os.kill(int(folder.name[len(_FOLDER_PREFIX):].split("-")[0]), 0)
-    except ProcessLookupError:
-      shutil.rmtree(folder, ignore_errors=True)
-    except (ValueError, PermissionError, OSError):
-      pass  # not ours, or a live process of another user
-
-
-@contextlib.contextmanager
-def upload_folder(max_bytes: int = UPLOAD_MAX_BYTES, max_age_s: float = UPLOAD_MAX_AGE_S
-                  ) -> Iterator[Path]:
-  """A temp folder this demo owns, as Gradio's cache: pruned while serving, deleted after.
-
-  Gradio keeps every upload (predicted or not) and every image it serves in GRADIO_TEMP_DIR,
-  by default one folder shared by all Gradio apps and never emptied. Set it before build()
-  and launch(): components and the server read it when created.
-  """
-  base = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir())
-  base.mkdir(parents=True, exist_ok=True)
-  _remove_stale_folders(base)
-  root = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=base))
-  previous = os.environ.get("GRADIO_TEMP_DIR")
-  os.environ["GRADIO_TEMP_DIR"] = str(root)
-  stop = threading.Event()
-
-  def pruner() -> None:
-    while not stop.wait(min(10.0, max(0.5, max_age_s / 4))):
-      _prune(root, max_bytes, max_age_s)
-
-  thread = threading.Thread(target=pruner, name="upload-pruner", daemon=True)
-  thread.start()
-  try:
-    yield root
-  finally:
-    stop.set()
-    thread.join(timeout=5)
-    shutil.rmtree(root, ignore_errors=True)
-    if previous is None:
-      os.environ.pop("GRADIO_TEMP_DIR", None)
-    else:
-      os.environ["GRADIO_TEMP_DIR"] = previous
