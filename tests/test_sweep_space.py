@@ -47,3 +47,15 @@ def test_the_study_lives_in_the_workdir_and_a_reopen_resumes_it(tmp_path):
   assert (tmp_path / "study.journal").is_file()
   assert [t.value for t in again.trials] == [0.5]
   assert 1e-4 <= again.trials[0].params["train.learning_rate"] <= 1e-2
+
+
+@pytest.mark.parametrize("sweep, match", [
+    ({"method": "grid", "parameters": {"train.learning_rate": LR}}, "a grid needs a non-empty list"),
+    ({"method": "grid", "parameters": {"model.features": [(8, 16), (16, 32)]}},
+     "values must be numbers, strings, booleans or None"),
+    ({"method": "random", "num_trials": 2, "seed": "0", "parameters": {
+        "train.learning_rate": LR}}, "seed must be an integer"),
+])
+def test_what_a_study_cannot_hold_is_refused(sweep, match):
+  with pytest.raises(SweepError, match=match):
+    space.search_space(sweep, small_config("single", 1))
