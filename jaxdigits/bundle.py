@@ -116,7 +116,6 @@ def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
     config = checkpoints.config_to_json(predictor.config)
     (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    (tmp / MANIFEST).unlink()  # written anew, listing the detector
     written = manifest_lib.write(tmp)
     tmp.rename(out)
   except BaseException:

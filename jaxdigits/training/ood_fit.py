@@ -104,7 +104,8 @@ def fit(train_digits: np.ndarray, val_digits: np.ndarray, *, seed: int = 0,
   val_scores = scores(features, params, val_digits)
   threshold = float(np.quantile(val_scores, 1 - target_rejection))
   threshold = float(np.clip(threshold, 1e-6, 1 - 1e-6))
-  val_others, family = nondigits.generate(max(2000, len(val_digits) // 3), seed, "validation")
+  count = min(2000, max(200, nondigit_count // 20))  # 2000 for the shipped fit
+  val_others, family = nondigits.generate(count, seed, "validation")
   caught = scores(features, params, val_others) > threshold
   meta = {
       "threshold": threshold, "features": list(features),
