@@ -21,7 +21,7 @@ TINY = ["--config=configs/cnn.py", "--config.data.train_limit=1024",
         "--config.train.batch_size=64", "--config.progress_bar=False"]
 # Seconds before a worker is killed (JAX children ignore SIGTERM when hung): a bound, not a
 # target; on an idle 2-core box each test takes ~30 s, on one shared by ~20 jobs ~10 min.
-TIMEOUT = 600
+TIMEOUT = 1200
 
 
 @pytest.fixture(name="data_env")
