@@ -107,11 +107,12 @@ def running_elsewhere(study: optuna.Study) -> int:
 
 def retry(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.Trial) -> None:
   """Fails ``trial`` and enqueues its parameters for its folder (call under ``ask_lock``)."""
-  number = trial.number
-  frozen = study._storage.get_trial(trial._trial_id)  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  number, storage = trial.number, study._storage
+  frozen = storage.get_trial(trial._trial_id)
   if frozen.state != TrialState.RUNNING:
     return
-  study._storage.set_trial_user_attr(trial._trial_id, "retried", True)  # pylint: disable=protected-access
+  storage.set_trial_user_attr(trial._trial_id, "retried", True)  # counted through its retry
   study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
   study.enqueue_trial(frozen.params, user_attrs={"dir": trial_dir(frozen), "retry_of": number})
 
