@@ -6,7 +6,9 @@ behaviour is broken on purpose, and needs no dataset.
 * ``evaluate --split=validation`` (and ``train``) read exactly the examples training used for
   that split;
 * the final record serves the checkpoint best on validation, not the last one (on real data
-  the last epoch is nearly always the best, so the tiny real runs cannot tell them apart).
+  the last epoch is nearly always the best, so the tiny real runs cannot tell them apart),
+  and the last epoch is checkpointed when ``checkpoint.every_epochs`` does not divide
+  ``train.num_epochs``.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def test_evaluate_reads_the_examples_training_used_for_each_split(monkeypatch, f
 @pytest.mark.slow  # three epochs of a 4-channel CNN on 512 generated digits
 def test_the_final_record_serves_the_epoch_best_on_validation(tmp_path, monkeypatch):
   """Validation accuracy is scripted to peak at epoch 2 of 3: the final record, the test
-  accuracy it reports and what a bundle would serve all come from epoch 2's checkpoint."""
+  accuracy it reports and what a bundle would serve all come from epoch 2's checkpoint.
+  Checkpoints every 2 epochs: epochs 2 and 3 (the last) are saved."""
   train, val, test = (synthetic.strokes(n, seed) for n, seed in [(512, 1), (128, 2), (256, 3)])
   splits = pipeline.Splits(pipeline.Split(*train), pipeline.Split(*val), pipeline.Split(*test))
   monkeypatch.setattr(pipeline, "load_splits", lambda data: splits)
@@ -121,7 +124,7 @@ def test_the_final_record_serves_the_epoch_best_on_validation(tmp_path, monkeypa
   config = config_lib.defaults()
   config.model = ml_collections.ConfigDict({"name": "cnn", "features": (4,), "dense": 0})
   config.train.update(num_epochs=3, batch_size=64, schedule="constant", learning_rate=1e-2)
-  config.checkpoint.keep = 1
+  config.checkpoint.update(keep=1, every_epochs=2)
   config.progress_bar = False
   final = engine.train_and_evaluate(config, tmp_path)
   assert final["best_epoch"] == 2 and final["val_accuracy"] == 0.9, final
@@ -132,6 +135,7 @@ def test_the_final_record_serves_the_epoch_best_on_validation(tmp_path, monkeypa
                                         state_lib.make_optimizer(config.train, 1), (28, 28, 1))
   ckpts = checkpoints.Checkpoints(tmp_path / "checkpoints")
   try:
+    assert sorted(checkpoints.step_dirs(tmp_path / "checkpoints")) == [2, 3]
     assert ckpts.best_step() == 2 and ckpts.latest_step() == 3
     best = ckpts.restore(2, target)
   finally:
