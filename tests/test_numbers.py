@@ -176,3 +176,75 @@ def test_blank_missing_and_wrong_model_are_user_errors(predictor, tmp_path):
 
   with pytest.raises(ConfigError, match="16x16"):
     numbers.read_number(Usps16(), np.zeros((28, 28), np.uint8))
+
+
+# Real digits taken apart: what ``numbers`` must put back together or cut apart.
+
+_SCALED = _composer()._scaled_ink  # pylint: disable=protected-access
+
+
+def _on_canvas(ink: np.ndarray, margin: int = 30) -> np.ndarray:
+  canvas = np.zeros((ink.shape[0] + 2 * margin, ink.shape[1] + 2 * margin), np.uint8)
+  canvas[margin:-margin, margin:-margin] = ink
+  return canvas
+
+
+def _strokes(ink: np.ndarray) -> list:
+  return numbers._components(preprocess.to_ink(_on_canvas(ink)))[0]  # pylint: disable=protected-access
+
+
+def _five_with_its_bar_lifted(five: np.ndarray) -> np.ndarray | None:
+  """A real 5, 60 px tall, with three rows of its stem erased below the top bar, so that
+  the bar is a stroke of its own (as when it is drawn last); None if no rows do that."""
+  ink = _SCALED(five, 60)
+  h, w = ink.shape
+  for r in range(int(0.15 * h), int(0.45 * h)):
+    cut = ink.copy()
+    cut[r:r + 3, :w // 2] = 0
+    parts = _strokes(cut)
+    if len(parts) == 2 and min(p.height for p in parts) < 0.4 * h:
+      return cut
+  return None
+
+
+def _four_in_two_strokes_from(four: np.ndarray) -> np.ndarray | None:
+  """A real 4, 60 px tall, with three columns erased where its bar meets the upright, so
+  that it is two strokes side by side, both taller than half the digit."""
+  ink = _SCALED(four, 60)
+  h, w = ink.shape
+  for c in range(int(0.35 * w), int(0.75 * w)):
+    cut = ink.copy()
+    cut[:, c:c + 3] = 0
+    parts = _strokes(cut)
+    if len(parts) == 2 and min(p.height for p in parts) > 0.5 * h:
+      return cut
+  return None
+
+
+@pytest.mark.parametrize("digit,take_apart", [(5, _five_with_its_bar_lifted),
+                                              (4, _four_in_two_strokes_from)])
+def test_real_digits_in_two_strokes_read_as_one(predictor, clear_digits, digit, take_apart):
+  broken = [b for b in map(take_apart, clear_digits[digit][:8]) if b is not None]
+  assert len(broken) >= 3, "too few digits could be taken apart"
+  for ink in broken[:4]:
+    canvas = 255 - _on_canvas(ink)  # dark on paper, as drawn
+    assert numbers.read_number(predictor, canvas).number == str(digit)
+
+
+@pytest.mark.parametrize("digits", ["51", "17", "74", "09"])
+def test_touching_pairs_with_a_narrow_or_overlapping_digit_are_cut(predictor, clear_digits,
+                                                                   digits):
+  canvases = [c for c in (_number(clear_digits, digits, seed=s, touching=True)
+                           for s in range(2, 10))
+              if len(numbers._components(preprocess.to_ink(c))[0]) == 1][:2]  # pylint: disable=protected-access
+  assert len(canvases) == 2, "the composed pairs must touch"
+  for canvas in canvases:
+    assert numbers.read_number(predictor, canvas).number == digits
+
+
+@pytest.mark.parametrize("digits", ["358", "2604", "907"])
+def test_runs_of_touching_digits_are_cut_into_each(predictor, clear_digits, digits):
+  rng = np.random.default_rng(7)
+  canvas = compose([clear_digits[int(d)][1] for d in digits], rng, True, all_touching=True)
+  assert len(numbers._components(preprocess.to_ink(canvas))[0]) == 1  # pylint: disable=protected-access
+  assert numbers.read_number(predictor, canvas).number == digits

@@ -32,17 +32,28 @@ _NEAR = 0.25  # ... if the gap to that neighbour is under this share of the digi
 # One digit or two? The model's softmax is a poor guide (it is as sure of the halves of an 8
 # as of a touching pair), its largest logit a better one: high for a whole digit, lower for a
 # pair squeezed into one box or for half a digit. Some ink is read as two digits when
-#   pieces * (mean largest logit of the two pieces) - (largest logit of the whole)
-#   + aspect * (width / height of the whole) > bias,
-# (pieces, aspect, bias) a logistic fit (benchmarks/fit_number_cuts.py) on single digits and
-# touching pairs composed from the shipped model's validation digits. Predictors whose logits
-# are log-probabilities (ensembles, test-time augmentation, classic models) get the rule fitted
-# on the shipped model's log-softmax instead.
-_LOGIT_RULE = (1.49, 3.37, 11.53)
-_PROBABILITY_RULE = (1.30, 0.94, 1.35)
+# ``_RULES[...] . _features(...) > 0``: logistic fits (benchmarks/fit_number_cuts.py) on
+# single digits, digits broken in two, touching and nearly touching pairs composed from MNIST
+# train digits the shipped model never trained on (its validation split). "cut" decides
+# whether one component holds two digits, "join" whether two neighbouring ones are one digit.
+# Predictors whose logits are log-probabilities (ensembles, test-time augmentation, classic
+# models) get the rules fitted on the shipped model's log-softmax instead.
+_FEATURES = ("pieces", "weaker", "whole", "sure_pieces", "sure_whole", "aspect", "wide",
+             "contact", "bias")
+_RULES = {
+    ("cut", "logits"): (0.7304, 0.2881, -0.58, -0.06861, -0.6179, -1.383, 6.558, -3.087,
+                        -9.542),
+    ("cut", "probabilities"): (6.04, 4.906, -5.794, 4.906, -5.794, -1.51, 9.648, -4.255,
+                               -8.679),
+    ("join", "logits"): (0.6839, 0.407, -0.2748, -6.952, -3.682, 1.423, 2.653, 5.502, -11.01),
+    ("join", "probabilities"): (23.8, -2.797, -3.902, -2.797, -3.902, 2.041, 4.226, 3.755,
+                                -3.563),
+}
 _MIN_CUT_ASPECT = 0.7  # narrower ink is one digit: half of all digits, 3% of touching pairs
-_CUTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # centres of the bands a seam may start in
+_JOIN_GAP = 0.2  # neighbours this close (share of the digit height) may be one digit
+_CUTS = tuple(np.arange(0.15, 0.86, 0.05))  # centres of the bands a seam may start in
 _REACH = 0.25  # how far (share of the width) a seam may wander from where it starts
+_STEP = 1  # columns a seam may move per row
 _SIDEWAYS = 0.02  # the cost of a sideways step, in pixels of full ink
 _MIN_PIECE = 0.1  # a cut leaving a piece with less of the ink than this is no cut
 
@@ -50,7 +61,7 @@ _MIN_PIECE = 0.1  # a cut leaving a piece with less of the ink than this is no c
 class Classifier(Protocol):
   """Anything that reads MNIST-style digits: any Predictor (Flax, classic, ensemble, TTA).
 
-  Its ``logits(images)`` are used where it has them (see _LOGIT_RULE), else the log of these.
+  Its ``logits(images)`` are used where it has them (see _RULES), else the log of these.
   """
 
   def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -177,25 +188,34 @@ def _merge(blobs: list[_Blob], height: float) -> list[_Blob]:
 
 def _seam(image: np.ndarray, start: tuple[int, int], corridor: tuple[int, int]) -> np.ndarray:
   """The top-to-bottom path of least ink that starts in columns [start) and stays in
-  [corridor), moving at most one column per row: its column in each row."""
+  [corridor), moving at most ``_STEP`` columns per row: its column in each row."""
   lo, hi = corridor
   band = image[:, lo:hi]
   cost = np.full(hi - lo, np.inf)
   cost[start[0] - lo:start[1] - lo] = band[0, start[0] - lo:start[1] - lo]
   steps = np.zeros(band.shape, np.int8)
   columns = np.arange(hi - lo)
+  shifts = np.arange(-_STEP, _STEP + 1)
   for r in range(1, band.shape[0]):
     # Sideways steps cost a little, so the seam runs straight through empty paper and only
-    # slants to follow a gap between slanted digits.
-    choices = np.stack([np.concatenate([[np.inf], cost[:-1]]) + _SIDEWAYS, cost,
-                        np.concatenate([cost[1:], [np.inf]]) + _SIDEWAYS])
-    steps[r] = np.argmin(choices, 0) - 1
-    cost = band[r] + choices[steps[r] + 1, columns]
+    # slants to follow a gap between slanted or overlapping digits.
+    choices = np.stack([_shifted(cost, s) + _SIDEWAYS * abs(s) for s in shifts])
+    best = np.argmin(choices, 0)
+    steps[r] = shifts[best]
+    cost = band[r] + choices[best, columns]
   path = np.empty(band.shape[0], np.int64)
   path[-1] = int(np.argmin(cost))
   for r in range(band.shape[0] - 1, 0, -1):
     path[r - 1] = path[r] + steps[r, path[r]]
   return path + lo
+
+
+def _shifted(cost: np.ndarray, shift: int) -> np.ndarray:
+  """cost[c + shift] at each column c: the cost of arriving from ``shift`` columns away."""
+  if shift == 0:
+    return cost
+  pad = np.full(abs(shift), np.inf)
+  return np.concatenate([cost[shift:], pad]) if shift > 0 else np.concatenate([pad, cost[:shift]])
 
 
 def _cuts(blob: _Blob, ink: np.ndarray) -> list[tuple[_Blob, _Blob]]:
@@ -230,13 +250,23 @@ def _logits(model: Classifier, inputs: np.ndarray) -> np.ndarray:
   return np.log(np.asarray(model.probabilities(padded), np.float32)[:len(inputs)] + 1e-9)
 
 
+def _contact(left: _Blob, right: _Blob) -> int:
+  """Pixels of ``left`` beside a pixel of ``right``: how much ink a cut between them crosses
+  (a touching pair meets at a point, a cut through one digit crosses its strokes)."""
+  x0, y0, x1, y1 = (left + right).box
+  mask = np.zeros((y1 - y0 + 2, x1 - x0 + 2), bool)
+  mask[right.rows - y0 + 1, right.cols - x0 + 1] = True
+  near = ndimage.binary_dilation(mask, np.ones((3, 3), bool))
+  return int(near[left.rows - y0 + 1, left.cols - x0 + 1].sum())
+
+
 class _Reader:
   """Classifies blobs of one image, caching the model's logits per blob."""
 
-  def __init__(self, model: Classifier, ink: np.ndarray):
-    self.model, self.ink = model, ink
+  def __init__(self, model: Classifier, ink: np.ndarray, height: float):
+    self.model, self.ink, self.height = model, ink, height
     self.cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-    self.rule: tuple[float, float, float] | None = None  # set by the first answer
+    self.kind: str | None = None  # "logits" or "probabilities", set by the first answer
 
   def _key(self, blob: _Blob) -> bytes:
     return np.sort(blob.rows * self.ink.shape[1] + blob.cols).tobytes()
@@ -247,49 +277,76 @@ class _Reader:
     if todo:
       inputs = np.stack([mnist_style(b.image(self.ink))[..., None] for b in todo.values()])
       logits = _logits(self.model, inputs)
-      if self.rule is None:
+      if self.kind is None:
         log_probabilities = np.allclose(np.log(np.exp(logits).sum(-1)), 0, atol=1e-3)
-        self.rule = _PROBABILITY_RULE if log_probabilities else _LOGIT_RULE
+        self.kind = "probabilities" if log_probabilities else "logits"
       for key, x, z in zip(todo, inputs, logits):
         self.cache[key] = (x, z)
     return [self.cache[self._key(b)] for b in blobs]
 
-  def evidence(self, whole: _Blob, left: _Blob, right: _Blob) -> float:
-    """> 0: the model reads ``whole`` better as the two digits ``left`` and ``right``."""
-    top = [float(z.max()) for _, z in self.classify([whole, left, right])]
-    pieces, aspect, bias = self.rule
-    return pieces * (top[1] + top[2]) / 2 - top[0] + aspect * whole.width / whole.height - bias
+  def features(self, whole: _Blob, left: _Blob, right: _Blob) -> np.ndarray:
+    """What the rules weigh (``_FEATURES``) to read ``whole`` as one digit or two."""
+    logits = np.stack([z for _, z in self.classify([whole, left, right])]).astype(np.float64)
+    top = logits.max(-1)
+    sure = -np.log(np.exp(logits - top[:, None]).sum(-1))  # the top log-probability
+    return np.array([(top[1] + top[2]) / 2, min(top[1], top[2]), top[0],
+                     min(sure[1], sure[2]), sure[0], whole.width / whole.height,
+                     whole.width / self.height, _contact(left, right) / whole.height, 1.0])
 
-  def join(self, groups: list[_Blob]) -> list[_Blob]:
-    """Joins neighbours whose x-ranges overlap when the model reads them better as one: a 4
-    whose slanted stroke is apart, a digit broken in two side by side."""
+  def two(self, rule: str, whole: _Blob, left: _Blob, right: _Blob) -> bool:
+    """Whether the model reads ``whole`` better as the two digits ``left`` and ``right``."""
+    weights = _RULES[(rule, self.kind or "logits")]
+    features = self.features(whole, left, right)
+    return float(np.dot(weights, features)) > 0
+
+  def join(self, groups: list[_Blob]) -> tuple[list[_Blob], list[bool]]:
+    """Joins neighbours that overlap or nearly touch when the model reads them better as one
+    (a 4 whose slanted stroke is apart, a digit broken in two side by side); and which of
+    the groups are such joins (not to be cut again)."""
     groups = sorted(groups, key=lambda g: g.box[0])
-    self.classify([*groups, *(a + b for a, b in zip(groups, groups[1:]))])
+    self.classify([*groups, *(a + b for a, b in zip(groups, groups[1:])
+                              if _gap(a, b) <= _JOIN_GAP * self.height)])
+    joined = [False] * len(groups)
     i = 0
     while i + 1 < len(groups):
       a, b = groups[i], groups[i + 1]
       union = a + b
-      if b.box[0] <= a.box[2] and (union.width < _MIN_CUT_ASPECT * union.height
-                                  or self.evidence(union, a, b) <= 0):
-        groups[i:i + 2] = [union]
+      overlap = b.box[0] <= a.box[2]
+      if ((overlap and union.width < _MIN_CUT_ASPECT * union.height)
+          or (_gap(a, b) <= _JOIN_GAP * self.height and not self.two("join", union, a, b))):
+        groups[i:i + 2], joined[i:i + 2] = [union], [True]
       else:
         i += 1
-    return groups
+    return groups, joined
 
-  def digits(self, blob: _Blob) -> list[_Blob]:
-    """The blob as one digit, or cut where the model reads two digits best, recursively."""
+  def best_cut(self, blob: _Blob) -> tuple[_Blob, _Blob] | None:
+    """The cut whose two pieces the model reads best, if the blob may hold two digits."""
     if blob.width < _MIN_CUT_ASPECT * blob.height:
-      return [blob]
+      return None
     cuts = [(l, r) for l, r in _cuts(blob, self.ink)
             if min(l.height, r.height) >= _SMALL * blob.height]
     if not cuts:
-      return [blob]
+      return None
     read = self.classify([piece for cut in cuts for piece in cut])
     top = [float(z.max()) for _, z in read]
-    left, right = cuts[int(np.argmax([top[2 * i] + top[2 * i + 1] for i in range(len(cuts))]))]
-    if self.evidence(blob, left, right) <= 0:
+    return cuts[int(np.argmax([top[2 * i] + top[2 * i + 1] for i in range(len(cuts))]))]
+
+  def digits(self, blob: _Blob) -> list[_Blob]:
+    """The blob as one digit, or cut where the model reads two digits best, recursively."""
+    cut = self.best_cut(blob)
+    if cut is None or not self.two("cut", blob, *cut):
       return [blob]
-    return [*self.digits(left), *self.digits(right)]
+    return [*self.digits(cut[0]), *self.digits(cut[1])]
+
+
+def segment(model: Classifier, ink: np.ndarray) -> tuple[_Reader, list[_Blob]]:
+  """The digits of some ink, left to right, and the reader that holds their logits."""
+  blobs, height = _components(ink)
+  blobs = _merge([b for b in blobs if max(b.height, b.width) >= _SPECK * height], height)
+  reader = _Reader(model, ink, height)
+  groups, joined = reader.join(blobs)
+  digits = [d for g, j in zip(groups, joined) for d in ([g] if j else reader.digits(g))]
+  return reader, sorted(digits, key=lambda d: (d.box[0] + d.box[2]) / 2)
 
 
 def read_number(model: Classifier, source: preprocess.ImageSource, name: str | None = None
@@ -308,12 +365,7 @@ def read_number(model: Classifier, source: preprocess.ImageSource, name: str | N
     raise ConfigError(f"this model reads {shape[0]}x{shape[1]} images, not MNIST-style 28x28 "
                       f"digits; read numbers with a model trained with "
                       f"--config.data.mnist_style=True")
-  ink = preprocess.to_ink(source)
-  blobs, height = _components(ink)
-  blobs = _merge([b for b in blobs if max(b.height, b.width) >= _SPECK * height], height)
-  reader = _Reader(model, ink)
-  digits = sorted((d for g in reader.join(blobs) for d in reader.digits(g)),
-                  key=lambda d: (d.box[0] + d.box[2]) / 2)
+  reader, digits = segment(model, preprocess.to_ink(source))
   inputs, logits = zip(*reader.classify(digits))
   probs = contract.softmax(np.stack(logits))
   return NumberReading(
