@@ -355,10 +355,14 @@ def build(predictor: Predictor) -> gr.Blocks:
                   api_visibility="private", show_progress="hidden", trigger_mode="always_last",
                   queue=False
                   )
+    # "always_last": a step still running for an older stroke defers the newest one instead of
+    # dropping it (the default for a chained step), so the views never stay a stroke behind.
     views = stroke.then(lambda im: sketch_views(predictor, im), drawing, [seen, number, boxes],
-                        api_visibility="private", show_progress="hidden")
+                        api_visibility="private", show_progress="hidden",
+                        trigger_mode="always_last")
     heat_step = views.then(lambda im: heat_view(predictor, im), drawing, heat,
-                           api_visibility="private", show_progress="hidden")
+                           api_visibility="private", show_progress="hidden",
+                           trigger_mode="always_last")
     # The scripting endpoints: one image in, one Label (/predict) or one number reading
     # (/predict_number) out. The views follow in a last step, drawn from that reading, so each
     # endpoint's output stays plain for gradio_client users and the number is read once.
@@ -370,10 +374,11 @@ def build(predictor: Predictor) -> gr.Blocks:
         api_visibility="private", preprocess=False, show_progress="hidden").then(
         lambda p: heat_view(predictor, _upload(p)[0] if not _upload(p)[2] else None), upload,
         heat, api_visibility="private", preprocess=False, show_progress="hidden")
-    # The canvas is cleared in the page; the next stroke sends the new drawing. Steps still
-    # pending for the old drawing are cancelled, so that none repaints a view after the clear.
-    clear.click(lambda: (None, DRAW_A_DIGIT, None, None, "", None), None,
-                [upload, label, seen, heat, number, boxes], js=CLEAR_CANVAS_JS,
+    # The canvas is cleared in the page; the next stroke sends the new drawing. Running steps
+    # for the old drawing are cancelled, and one still deferred reads the emptied drawing, so
+    # that none repaints a view after the clear.
+    clear.click(lambda: (None, DRAW_A_DIGIT, None, None, "", None, None), None,
+                [upload, label, seen, heat, number, boxes, drawing], js=CLEAR_CANVAS_JS,
                 api_visibility="private", queue=False, cancels=[views, heat_step])
   return app
 
