@@ -248,3 +248,24 @@ def test_runs_of_touching_digits_are_cut_into_each(predictor, clear_digits, digi
   canvas = compose([clear_digits[int(d)][1] for d in digits], rng, True, all_touching=True)
   assert len(numbers._components(preprocess.to_ink(canvas))[0]) == 1  # pylint: disable=protected-access
   assert numbers.read_number(predictor, canvas).number == digits
+
+
+def test_a_number_with_a_piece_that_is_not_a_digit_is_refused(predictor, clear_digits,
+                                                               tmp_path, capsys):
+  from jaxdigits.cli import predict as predict_cli  # pylint: disable=g-import-not-at-top
+  canvas = _number(clear_digits, "47", seed=3)
+  assert numbers.read_number(predictor, canvas).reason is None
+  # A scribble the detector refuses, drawn to the right of the digits, in their ink.
+  scribbled = np.concatenate([canvas, np.zeros((canvas.shape[0], canvas.shape[0]), np.uint8)], 1)
+  im = Image.fromarray(scribbled)
+  rng = np.random.default_rng(5)
+  x0, h = canvas.shape[1] + 8, canvas.shape[0]
+  points = [(x0 + a * (h - 16), 8 + b * (h - 16)) for a, b in rng.uniform(0, 1, (14, 2))]
+  ImageDraw.Draw(im).line(points, fill=255, width=max(3, h // 14))
+  reading = numbers.read_number(predictor, np.asarray(im))
+  assert reading.number is None and "does not look like a digit" in reading.reason
+  assert reading.reason.startswith(f"piece {len(reading.digits)} of {len(reading.digits)}")
+  im.save(tmp_path / "n.png")
+  assert predict_cli.main(["--number", "--json", str(tmp_path / "n.png")]) == 0
+  row = json.loads(capsys.readouterr().out)[0]
+  assert row["number"] is None and row["reason"] == reading.reason

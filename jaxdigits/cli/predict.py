@@ -11,7 +11,8 @@ answer, not a failure (exit 0). Models without a detector (classic runs, older b
 ``--runtime=onnx``) always answer a digit. With ``--number`` each image is read as a whole
 number, left to right (``file: 2026  (2 p=0.999, 0 p=0.998, ...)``; JSON rows ``{"file",
 "number", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}]}``, box ends
-exclusive); a single digit is a one-digit number. An image that cannot be read (missing,
+exclusive); a single digit is a one-digit number. A number with a piece the detector refuses
+is ``file: not a number: <reason>``, its row ``"number": null`` with a ``"reason"``. An image that cannot be read (missing,
 empty, not an image, truncated, over ``preprocess.MAX_PIXELS``, blank) is named in one line on
 stderr, and with ``--json`` is also a row ``{"file", "error"}`` in its place; the others are
 still predicted, and the exit code is 1. ``--runtime=onnx`` serves bundles'
@@ -89,6 +90,8 @@ def _read_numbers(predictor: contract.Predictor, images: list[str], as_json: boo
       continue
     if as_json:
       rows.append(reading.to_json())
+    elif reading.reason is not None:
+      print(f"{reading.file}: not a number: {reading.reason}")
     else:
       digits = ", ".join(f"{d.digit} p={d.probability:.3f}" for d in reading.digits)
       print(f"{reading.file}: {reading.number}  ({digits})")

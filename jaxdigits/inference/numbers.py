@@ -83,14 +83,18 @@ class NumberReading:
   file: str
   digits: tuple[DigitReading, ...]
   inputs: np.ndarray  # uint8 [N, 28, 28, 1]: what the model read for each digit
+  reason: str | None = None  # why this is not read as a number: a piece is not a digit
 
   @property
-  def number(self) -> str:
+  def number(self) -> str | None:
+    if self.reason is not None:
+      return None
     return "".join(str(d.digit) for d in self.digits)
 
   def to_json(self) -> dict[str, Any]:
-    return {"file": self.file, "number": self.number,
-            "digits": [d.to_json() for d in self.digits]}
+    row = {"file": self.file, "number": self.number,
+           "digits": [d.to_json() for d in self.digits]}
+    return row if self.reason is None else {**row, "reason": self.reason}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,7 +372,17 @@ def read_number(model: Classifier, source: preprocess.ImageSource, name: str | N
   reader, digits = segment(model, preprocess.to_ink(source))
   inputs, logits = zip(*reader.classify(digits))
   probs = contract.softmax(np.stack(logits))
+  inputs = np.stack(inputs)
   return NumberReading(
       name or preprocess.source_name(source),
       tuple(DigitReading(int(p.argmax()), float(p.max()), d.box) for d, p in zip(digits, probs)),
-      np.stack(inputs))
+      inputs, _not_a_number(model, inputs, digits))
+
+
+def _not_a_number(model: Classifier, inputs: np.ndarray, digits: Sequence[_Blob]) -> str | None:
+  # One refused piece refuses the number: a guessed digit inside it would be a wrong number.
+  reasons = model.not_digit(inputs) if hasattr(model, "not_digit") else [None] * len(inputs)
+  for i, (reason, blob) in enumerate(zip(reasons, digits)):
+    if reason is not None:
+      return f"piece {i + 1} of {len(digits)} (box {list(blob.box)}) {reason}"
+  return None
