@@ -100,6 +100,21 @@ def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
   """Writes a bundle at ``out`` (which must not exist yet): the model (``write_model`` of the
   folder), the exported files, the ``detector`` folder if given, config, card and manifest;
   returns the manifest."""
+  def fill(tmp: Path) -> dict[str, Any]:
+    write_model(tmp)
+    full = {**card, "export": exporters.export_all(predictor, tmp)}
+    if detector is not None:
+      full["not_digit"] = _copy_detector(detector, tmp)
+    config = checkpoints.config_to_json(predictor.config)
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return full
+
+  return _publish(out, fill)
+
+
+def _publish(out: str | Path, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+  """Fills a new folder (``fill`` writes its files and returns the model card), writes the
+  card and the manifest, then renames it to ``out``; returns the manifest."""
   out = Path(out).absolute()
   if out.exists():
     raise BundleError(f"{out} already exists: choose a new --out or delete it first")
@@ -109,12 +124,7 @@ def _write(out: str | Path, predictor: Predictor, card: dict[str, Any],
   # half bundle under the name users will load.
   tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
   try:
-    write_model(tmp)
-    card = {**card, "export": exporters.export_all(predictor, tmp)}
-    if detector is not None:
-      card["not_digit"] = _copy_detector(detector, tmp)
-    config = checkpoints.config_to_json(predictor.config)
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    card = fill(tmp)
     (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
     written = manifest_lib.write(tmp)
     tmp.rename(out)
@@ -149,25 +159,17 @@ def add_detector(source: str | Path, detector: str | Path, out: str | Path) -> d
   Raises:
     BundleError: ``source`` fails verification, ``out`` exists, or ``detector`` is not one.
   """
-  source, out = Path(source).absolute(), Path(out).absolute()
+  source = Path(source).absolute()
   verify(source)
-  if out.exists():
-    raise BundleError(f"{out} already exists: choose a new --out or delete it first")
-  _refuse_inside_a_run_or_bundle(out)
-  tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-  try:
+
+  def fill(tmp: Path) -> dict[str, Any]:
     shutil.copytree(source, tmp, dirs_exist_ok=True)
     shutil.rmtree(tmp / nondigit.FOLDER, ignore_errors=True)
-    card = read_json(tmp / CARD, "the model card")
-    card["not_digit"] = _copy_detector(Path(detector), tmp)
-    (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
     (tmp / MANIFEST).unlink()  # written anew, listing the detector
-    written = manifest_lib.write(tmp)
-    tmp.rename(out)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  return written
+    card = read_json(tmp / CARD, "the model card")
+    return {**card, "not_digit": _copy_detector(Path(detector), tmp)}
+
+  return _publish(out, fill)
 
 
 def _refuse_inside_a_run_or_bundle(out: Path) -> None:
