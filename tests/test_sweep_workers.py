@@ -106,8 +106,10 @@ def test_a_killed_worker_leaves_the_study_completable(tmp_path, data_env):
   assert rc == 0, err[-3000:]
   assert "trial_000's worker died" in err
   rows = _results(tmp_path / "run")
-  assert [(r["trial"], r["state"]) for r in rows] == [
-      (f"trial_{i:03d}", "complete") for i in range(3)], rows
+  # Trial 1 is trial 0's retry, in trial 0's folder; folders are named after first numbers.
+  assert [(r["trial"], r["number"], r["state"]) for r in rows] == [
+      ("trial_000", "1", "complete"), ("trial_002", "2", "complete"),
+      ("trial_003", "3", "complete")], rows
   trials = _study(tmp_path / "run").trials
   failed = [t for t in trials if t.state.name == "FAIL"]
   assert [(t.user_attrs["dir"], t.user_attrs["retried"]) for t in failed] == [("trial_000", True)]
