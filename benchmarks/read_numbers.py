@@ -204,14 +204,19 @@ def main() -> None:
   predictor = jaxdigits.load(tta=args.tta)
   numbers.read_number(predictor, cases[0][0])  # compiles the model's batch sizes
   stats = collections.defaultdict(lambda: np.zeros(4))  # numbers, exact, digits, right
-  start = time.perf_counter()
+  start, refused, unrefused_exact = time.perf_counter(), 0, 0
   for i, (canvas, truth, touching) in enumerate(cases):
-    read = numbers.read_number(predictor, canvas).number
-    row = np.array([1, read == truth, len(truth), matched(truth, read)])
+    reading = numbers.read_number(predictor, canvas)
+    # A number the not-a-digit detector refuses is not read exactly; its digits still count.
+    read, digits_read = reading.number, "".join(str(d.digit) for d in reading.digits)
+    refused += read is None
+    unrefused_exact += digits_read == truth
+    row = np.array([1, read == truth, len(truth), matched(truth, digits_read)])
     for key in ("all", f"length {len(truth)}", "touching" if touching else "apart"):
       stats[key] += row
     if args.show_errors and read != truth:
-      print(f"  #{i}: {truth} read as {read}{' (touching)' if touching else ''}")
+      print(f"  #{i}: {truth} read as {read}{' (touching)' if touching else ''}"
+            + (f" ({reading.reason})" if read is None else ""))
   seconds = (time.perf_counter() - start) / count
   for key in sorted(stats, key=lambda k: (k != "all", k)):
     n, exact, digits, right = stats[key]
@@ -220,7 +225,9 @@ def main() -> None:
   n, exact, digits, right = stats["all"]
   touching = stats["touching"]
   line = (f"numbers={int(n)} exact={exact / n:.4f} digits={right / digits:.4f} "
-          f"touching_exact={touching[1] / max(touching[0], 1):.4f} s_per_number={seconds:.4f}")
+          f"touching_exact={touching[1] / max(touching[0], 1):.4f} refused={refused} "
+          f"exact_without_detector={unrefused_exact / n:.4f} "
+          f"s_per_number={seconds:.4f}")
   if args.endpoint:
     some = cases[:args.endpoint]
     read, seconds = endpoint_readings(some)

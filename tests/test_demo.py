@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from demo_server import running_demo
 import jaxdigits
@@ -54,7 +54,10 @@ def test_sketch_like_test_digits_are_recognised(client, raw_dir, tfds_dir, tmp_p
     path = tmp_path / f"sketch_{i}.png"
     sketch_like(digit, rng).save(path)
     result = _predict(client, path)
-    assert len(result["confidences"]) == 3  # top 3
+    # A sketch the not-a-digit detector refuses (1 of these 60; 9 of 300 thick-brush sketches
+    # measured) has no confidences and counts as not recognised.
+    if not result["label"].startswith(demo.NOT_A_DIGIT):
+      assert len(result["confidences"]) == 3  # top 3
     correct += result["label"] == str(label)
   assert correct / SAMPLE >= 0.95, f"{correct}/{SAMPLE}"
 
@@ -141,6 +144,19 @@ def test_predict_number_reads_a_two_digit_number_and_explains_bad_files(
   bad = client.predict(gradio_client.handle_file(str(tmp_path / "notes.png")),
                        api_name="/predict_number")
   assert bad["number"] is None and bad["digits"] == [] and "not an image" in bad["reason"], bad
+
+
+def test_a_scribble_is_not_a_digit_nor_a_number(client, tmp_path):
+  im = Image.new("L", (300, 240), 255)
+  rng = np.random.default_rng(5)
+  ImageDraw.Draw(im).line([tuple(p) for p in rng.uniform(10, 230, (14, 2))], fill=0, width=11)
+  im.save(tmp_path / "scribble.png")
+  result = _predict(client, tmp_path / "scribble.png")
+  assert result["label"].startswith(f"{demo.NOT_A_DIGIT}: does not look like a digit"), result
+  assert not result.get("confidences")
+  reading = client.predict(gradio_client.handle_file(str(tmp_path / "scribble.png")),
+                           api_name="/predict_number")
+  assert reading["number"] is None and "does not look like a digit" in reading["reason"]
 
 
 def test_api_lists_only_predict_and_predict_number(client):

@@ -5,10 +5,10 @@
 
 Scripting: ``gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/predict")``
 returns a Label value: ``{"label": "7", "confidences": [{"label": "7", "confidence": ...}, ...]}``,
-or ``{"label": "<message>"}`` when the image cannot be read or holds no digit.
+or ``{"label": "<message>"}`` when the image cannot be read, holds none or is not a digit.
 ``api_name="/predict_number"`` reads the image as a number, left to right: ``{"file",
 "number": "2026", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}, ...]}`` (box
-ends exclusive), or ``{"file", "number": None, "digits": [], "reason": "<message>"}``.
+ends exclusive), or ``{"file", "number": None, "digits": [...], "reason": "<message>"}``.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ CLEAR_CANVAS_JS = """
   return [];
 }
 """
+NOT_A_DIGIT = "Not a digit"
 MAX_DATA_URL = 4 * 2**20  # what a canvas sends is ~2-20 kB; refuse anything absurd unread
 
 
@@ -116,8 +117,11 @@ def _classify(predictor: Predictor, source: preprocess.ImageSource,
     message = str(e).replace(preprocess.source_name(source), name)
     # preprocess says "blank" for an image whose strokes do not stand out from the paper.
     return (f"{DRAW_A_DIGIT} ({message})" if "blank" in message else message), None
-  p = predictor.probabilities(x[None])[0]
   view = np.kron(x[..., 0], np.ones((VIEW_SCALE, VIEW_SCALE), np.uint8))
+  reason = predictor.not_digit(x[None])[0]
+  if reason is not None:  # a scribble or a letter gets no confident digit
+    return f"{NOT_A_DIGIT}: {reason}", view
+  p = predictor.probabilities(x[None])[0]
   return {str(d): float(p[d]) for d in range(len(p))}, view
 
 
