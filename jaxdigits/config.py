@@ -28,6 +28,14 @@ LABEL_FIX_MODES = ("remove", "relabel")
 MAX_SEED = 2**32 - 1
 
 
+def validation_start(dataset: str, fraction: float) -> int:
+  """Where validation starts in ``dataset``'s official train split: its last ``fraction``
+  (fixed, so model selection never depends on the seed). Training, evaluation and every
+  command that re-reads a run's splits cut here."""
+  n = TRAIN_SIZES[dataset]
+  return n - round(n * fraction)
+
+
 def defaults() -> ml_collections.ConfigDict:
   """Every field and its default (model.* past ``name`` come from the models); what each
   means: ``jaxdigits.config_doc.FIELDS``."""
@@ -265,7 +273,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def _check_split_sizes(d: ml_collections.ConfigDict) -> int:
   """Refuses a validation fraction that leaves either split empty; the train split's size."""
   n = TRAIN_SIZES[d.dataset]
-  held = round(n * d.validation_fraction)
+  held = n - validation_start(d.dataset, d.validation_fraction)
   _require(held >= 1, "data.validation_fraction",
            f"{d.validation_fraction!r} of the {n} {d.dataset} train examples holds out none "
            f"for validation; use at least {1 / n:.2g}")

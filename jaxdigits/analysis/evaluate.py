@@ -136,8 +136,7 @@ def load_eval_split(predictor: Predictor, dataset: str, split: str, *, raw_dir: 
   if split == "test":
     data = load_tfds(dataset, "test", **kw)
   else:
-    n = config_lib.TRAIN_SIZES[dataset]
-    cut = n - round(n * predictor.config.data.validation_fraction)
+    cut = config_lib.validation_start(dataset, predictor.config.data.validation_fraction)
     data = (load_tfds(dataset, "train", stop=cut, **kw) if split == "train"
             else load_tfds(dataset, "train", start=cut, **kw))
   size = predictor.input_shape[0]
@@ -154,8 +153,7 @@ def split_range(predictor: Predictor, dataset: str, split: str) -> tuple[str, in
   """(tfds split, start, stop) that ``load_eval_split`` reads for ``split``."""
   if split == "test":
     return "test", 0, None
-  n = config_lib.TRAIN_SIZES[dataset]
-  cut = n - round(n * predictor.config.data.validation_fraction)
+  cut = config_lib.validation_start(dataset, predictor.config.data.validation_fraction)
   return ("train", 0, cut) if split == "train" else ("train", cut, None)
 
 

@@ -56,8 +56,7 @@ def digits(config, train_limit: int | None = None) -> tuple[np.ndarray, np.ndarr
     raise ConfigError(f"the model reads {data.dataset} digits as stored, not 28x28 "
                       f"MNIST-style images: a not-a-digit detector guards models that read "
                       f"new images (train with --config.data.mnist_style=True)")
-  n = config_lib.TRAIN_SIZES[data.dataset]
-  cut = n - round(n * data.validation_fraction)
+  cut = config_lib.validation_start(data.dataset, data.validation_fraction)
   kw = dict(raw_dir=data.get("raw_dir"), data_dir=data.get("tfds_dir"))
   train = pipeline.load_tfds(data.dataset, "train", stop=min(train_limit or cut, cut), **kw)
   val = pipeline.load_tfds(data.dataset, "train", start=cut, **kw)

@@ -68,8 +68,7 @@ def load_splits(data: ml_collections.ConfigDict) -> Splits:
   so model selection never depends on the seed, and the test split is only ever reported.
   """
   kw = dict(raw_dir=data.raw_dir, data_dir=data.tfds_dir)
-  n = config_lib.TRAIN_SIZES[data.dataset]
-  cut = n - round(n * data.validation_fraction)
+  cut = config_lib.validation_start(data.dataset, data.validation_fraction)
   splits = Splits(train=load_tfds(data.dataset, "train", stop=min(data.train_limit or cut, cut),
                                   **kw),
                   validation=load_tfds(data.dataset, "train", start=cut, **kw),
