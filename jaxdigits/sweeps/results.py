@@ -109,11 +109,13 @@ def _plots(study: optuna.Study, fields: list[str], workdir: Path) -> None:
     todo["param_importances.png"] = plots.plot_param_importances
   for name, plot in todo.items():
     try:
-      with warnings.catch_warnings():  # Optuna's matplotlib plots are "experimental"
-        warnings.simplefilter("ignore")
+      # Optuna's plots set the ggplot style for the whole process (plt.style.use): within
+      # rc_context it is undone, so plots drawn later in the process keep their colours.
+      with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore")  # Optuna's matplotlib plots are "experimental"
         ax = plot(study)
-      figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-      figure.savefig(workdir / name, dpi=100, bbox_inches="tight")
-      plt.close(figure)
+        figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+        figure.savefig(workdir / name, dpi=100, bbox_inches="tight")
+        plt.close(figure)
     except (ValueError, RuntimeError, ZeroDivisionError) as e:
       logging.warning("sweep: %s skipped: %s", name, e)
