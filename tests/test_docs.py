@@ -61,7 +61,7 @@ def test_readme_is_short_and_keeps_its_commands():
   test_cmd = re.search(r"<!-- test-command -->\n```\n(.+)\n```\n<!-- /test-command -->", README)
   assert test_cmd and test_cmd.group(1) == (
       "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]' && "
-      ".venv/bin/python -m pytest -q")
+      ".venv/bin/python -m pytest -q -n 2 --dist loadfile")
   main_cmd = re.search(r"<!-- main-command -->\n```\n(.+)\n```\n<!-- /main-command -->", README)
   assert main_cmd and "python -m jaxdigits.main --config=configs/cnn.py" in main_cmd.group(1)
   assert 'pytest -m "not slow"' in README
