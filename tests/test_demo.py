@@ -73,6 +73,9 @@ def test_test_time_augmented_model_reads_sketches(raw_dir, tfds_dir, tmp_path):
     sketch_like(digit, rng).save(path)
     probabilities, view = demo.predict_file(predictor, str(path))
     assert view.shape == (28 * demo.VIEW_SCALE,) * 2
+    if isinstance(probabilities, str):  # refused by the not-a-digit detector: not recognised
+      assert probabilities.startswith(demo.NOT_A_DIGIT), probabilities
+      continue
     correct += max(probabilities, key=probabilities.get) == str(label)
   assert correct >= 19, f"{correct}/20"
 

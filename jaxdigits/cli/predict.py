@@ -11,8 +11,9 @@ answer, not a failure (exit 0). Models without a detector (classic runs, older b
 ``--runtime=onnx``) always answer a digit. With ``--number`` each image is read as a whole
 number, left to right (``file: 2026  (2 p=0.999, 0 p=0.998, ...)``; JSON rows ``{"file",
 "number", "digits": [{"digit", "probability", "box": [x0, y0, x1, y1]}]}``, box ends
-exclusive); a single digit is a one-digit number. A number with a piece the detector refuses
-is ``file: not a number: <reason>``, its row ``"number": null`` with a ``"reason"``. An image that cannot be read (missing,
+exclusive); a single digit is a one-digit number. An image none of whose pieces looks like a
+digit is ``file: not a number: <reason>``, its row ``"number": null`` with a ``"reason"``.
+An image that cannot be read (missing,
 empty, not an image, truncated, over ``preprocess.MAX_PIXELS``, blank) is named in one line on
 stderr, and with ``--json`` is also a row ``{"file", "error"}`` in its place; the others are
 still predicted, and the exit code is 1. ``--runtime=onnx`` serves bundles'
