@@ -145,12 +145,6 @@ def _copy_detector(folder: Path, bundle_root: Path) -> dict[str, Any]:
           "threshold": meta["threshold"], "validation": meta.get("validation")}
 
 
-def detector_of_run(workdir: str | Path) -> Path | None:
-  """A run's not-a-digit detector folder (``python -m jaxdigits.ood`` writes it), or None."""
-  folder = Path(workdir) / nondigit.FOLDER
-  return folder if folder.is_dir() else None
-
-
 def add_detector(source: str | Path, detector: str | Path, out: str | Path) -> dict[str, Any]:
   """A copy of the bundle ``source`` at ``out`` with the ``detector`` folder added (one it
   had is replaced) and a new manifest; every other file is copied byte for byte, so the
@@ -238,10 +232,10 @@ def export(workdir: str | Path, out: str | Path) -> dict[str, Any]:
     card = model_card(config, {"params": fitted.arrays}, records.read(root).final or {})
     return _write(out, ClassicPredictor(config, fitted), card,
                   lambda tmp: classic.save(fitted, config, tmp / classic.STATE_DIR),
-                  detector_of_run(root))
+                  nondigit.beside(root))
   config, _, variables = restore.read_run(path)
   card = model_card(config, variables, records.read(restore.workdir_of(path)).final or {})
-  return save(out, config, variables, card, detector_of_run(restore.workdir_of(path)))
+  return save(out, config, variables, card, nondigit.beside(restore.workdir_of(path)))
 
 
 def load_predictor(path: str | Path, digest: str | None = None) -> Predictor:

@@ -75,5 +75,5 @@ class Detector:
 
 def load_beside(root: Path) -> Detector | None:
   """The detector a run or bundle at ``root`` carries (``root/not_digit``), or None."""
-  folder = Path(root) / nondigit.FOLDER
-  return Detector.load(folder) if folder.is_dir() else None
+  folder = nondigit.beside(root)
+  return Detector.load(folder) if folder is not None else None

@@ -43,6 +43,12 @@ def logits(features: Sequence[int], params: Any, images: jax.Array) -> jax.Array
   return NotDigitNet(tuple(features)).apply({"params": params}, x)
 
 
+def beside(root: str | Path) -> Path | None:
+  """The detector folder a run or bundle at ``root`` carries (``root/not_digit``), or None."""
+  folder = Path(root) / FOLDER
+  return folder if folder.is_dir() else None
+
+
 def save(folder: Path, params: Any, meta: dict[str, Any]) -> None:
   """Writes ``params.npz`` and ``detector.json`` into ``folder`` (created)."""
   folder.mkdir(parents=True, exist_ok=True)
