@@ -46,7 +46,7 @@ def check(base: ml_collections.ConfigDict, sweep: dict[str, Any]
   """Every field of ``sweep`` and every config it can make, before any trial: the search
   space, and a grid's points. A distribution is checked at both ends and each choice."""
   distributions = space.search_space(sweep, base)
-  grid = spec.expand(sweep, base) if sweep["method"] == "grid" else None
+  grid = spec.expand(sweep) if sweep["method"] == "grid" else None
   for point in grid or []:
     spec.trial_config(base, point)
   if grid is None:

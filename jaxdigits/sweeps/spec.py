@@ -52,21 +52,11 @@ def _get(config: ml_collections.ConfigDict, field: str) -> Any:
   return node
 
 
-def expand(sweep: dict[str, Any], base: ml_collections.ConfigDict) -> list[dict[str, Any]]:
+def expand(sweep: dict[str, Any]) -> list[dict[str, Any]]:
   """A grid sweep's points as field → value overrides, in the grid's order (the first
-  field varies slowest); a SweepError for a sweep that is not a grid of known fields."""
-  method, params = sweep.get("method"), sweep.get("parameters")
-  if method != "grid":
-    raise SweepError(f"only a grid expands to its points, not method {method!r}: the other "
-                     "methods ask a study for trials (sweeps.space)")
-  if not params:
-    raise SweepError("sweep has no parameters")
-  for field, values in params.items():
-    _get(base, field)
-    if not isinstance(values, (list, tuple)) or not values:
-      raise SweepError(f"sweep parameter {field}: a grid needs a non-empty list of values")
-  fields = list(params)
-  return [dict(zip(fields, combo)) for combo in itertools.product(*params.values())]
+  field varies slowest). The sweep is one ``space.search_space`` has checked."""
+  params = sweep["parameters"]
+  return [dict(zip(params, combo)) for combo in itertools.product(*params.values())]
 
 
 def trial_config(base: ml_collections.ConfigDict,
