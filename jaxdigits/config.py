@@ -51,6 +51,7 @@ def defaults() -> ml_collections.ConfigDict:
   config.data.train_limit = 0
   config.data.label_fixes = config_dict.placeholder(str)
   config.data.label_fix_mode = "remove"
+  config.data.extra_train = config_dict.placeholder(str)
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cnn"
@@ -219,6 +220,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
            f"must be a non-negative integer (0 means all), got {d.train_limit!r}")
   train_size = _check_split_sizes(d)
   _check_label_fixes(d)
+  extra = d.get("extra_train")  # absent in configs of runs that predate it
+  _require(extra is None or (extra in DATASETS and extra != d.dataset and d.mnist_style),
+           "data.extra_train", f"{extra!r}: name another dataset of {list(DATASETS)} and set "
+           f"data.mnist_style=True (both then read 28x28), or None")
   _require(isinstance(t.num_epochs, int) and t.num_epochs > 0, "train.num_epochs",
            f"must be a positive integer, got {t.num_epochs!r}")
   _require(isinstance(t.batch_size, int) and t.batch_size > 0, "train.batch_size",

@@ -46,6 +46,10 @@ FIELDS: dict[str, str] = {
     "data.label_fix_mode": f"what `data.label_fixes` does to its rows: "
                            f"{_choices(config_lib.LABEL_FIX_MODES)} (to the CSV's "
                            "`suggested` label)",
+    "data.extra_train": "another dataset whose whole official train split is appended to "
+                        "the training split only (e.g. `mnist` for USPS; needs "
+                        "`data.mnist_style=True`); validation and test stay `data.dataset`'s "
+                        "own; None: no extra data",
     "model.name": f"the model: Flax {_choices(sorted(models.REGISTRY))}, trained by SGD; "
                   f"classic {_choices(sorted(models.CLASSIC))}, fitted; its other fields are "
                   "listed per model below",

@@ -31,6 +31,7 @@ FLAX_SIZES = {
     "mlp.py": (1_863_690, 0),  # 784 → 1024 → 1024 → 10
     "resnet.py": (308_938, 1_344),
     "usps_cnn.py": (409_082, 96),  # the MNIST layout on USPS resized to 28x28
+    "usps_best.py": (216_330, 384),  # best.py's network, USPS + MNIST train
 }
 # Width of the features each shipped classic config reads (HOG: 6x6 blocks x 2x2 cells x 9
 # orientations; pixels: 28 * 28, before any PCA).

@@ -78,6 +78,13 @@ def load_splits(data: ml_collections.ConfigDict) -> Splits:
   if data.mnist_style and splits.train.images.shape[1:3] != (preprocess.MNIST_SIZE,) * 2:
     to28 = lambda s: Split(preprocess.mnist_style_batch(s.images), s.labels)
     splits = Splits(to28(splits.train), to28(splits.validation), to28(splits.test))
+  if data.get("extra_train"):  # train only: validation and test stay data.dataset's own
+    extra = load_tfds(data.extra_train, "train", **kw)
+    if extra.images.shape[1:3] != splits.train.images.shape[1:3]:
+      extra = Split(preprocess.mnist_style_batch(extra.images), extra.labels)
+    splits = dataclasses.replace(splits, train=Split(
+        np.concatenate([splits.train.images, extra.images]),
+        np.concatenate([splits.train.labels, extra.labels])))
   return splits
 
 
