@@ -176,6 +176,9 @@ def _check_model_bounds(m: ml_collections.ConfigDict) -> None:
   if "dense" in m:
     _require(isinstance(m.dense, int) and not isinstance(m.dense, bool) and m.dense >= 0,
              "model.dense", f"must be a non-negative integer (0: no hidden layer), got {m.dense!r}")
+  if "dtype" in m:
+    _require(m.dtype in ("float32", "bfloat16"), "model.dtype",
+             f"must be 'float32' or 'bfloat16', got {m.dtype!r}")
   if m.get("name") == "svm" and m.get("gamma", "scale") != "scale":
     _require(_number(m.gamma) and m.gamma > 0, "model.gamma",
              f"'scale' or a positive number, got {m.gamma!r}")
