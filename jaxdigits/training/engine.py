@@ -183,27 +183,10 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
       state, totals, seconds = _train_epoch(program, steps, state, [k[1] for k in keys], epoch,
                                             len(splits.train), t.batch_size, progress)
       train_seconds += seconds
-      seen = steps_per_epoch * t.batch_size
-      vals = [None] * program.trials
-      for j, writer in enumerate(writers):
-        if stopped_at[j] is None:
-          vals[j] = _accuracy(program, program.variables(state, j), splits.validation, t)
-          writer.write((epoch + 1) * steps_per_epoch, records.epoch_record(
-              epoch + 1, train_loss=totals[j, 0] / seen, train_accuracy=totals[j, 1] / seen,
-              val_accuracy=vals[j], epoch_seconds=seconds, images=seen * program.trials,
-              trials=program.trials))
+      vals = _validate(program, state, writers, stopped_at, splits.validation, t, epoch,
+                       steps_per_epoch, totals, seconds)
       stops = should_stop(epoch + 1, vals) if should_stop else [False] * program.trials
-      for j, ckpt in enumerate(ckpts):
-        if stopped_at[j] is not None:
-          continue
-        # Written after the record: a run killed in between re-runs the epoch, and the
-        # writer drops the old record as it resumes (records.keep_through), so the epoch is
-        # neither lost nor written twice. A stopped trial keeps its last epoch.
-        due = (epoch + 1) % every == 0 or epoch + 1 == t.num_epochs or stops[j]
-        if due and (ckpt.latest_step() or 0) < epoch + 1:  # a killed group may have saved some
-          ckpt.save(epoch + 1, program.view(state, j), {"val_accuracy": vals[j]})
-        if stops[j]:
-          stopped_at[j] = epoch + 1
+      _checkpoint(program, state, ckpts, stopped_at, stops, vals, epoch, t.num_epochs, every)
       if all(s is not None for s in stopped_at):
         break
     progress.close()
@@ -218,6 +201,39 @@ def _run(program: programs.Program, configs: Sequence[ml_collections.ConfigDict]
     for writer in writers:
       writer.close()
   return finals
+
+
+def _validate(program: programs.Program, state: Any, writers: Sequence[MetricsWriter],
+              stopped_at: list[int | None], validation: Any, t: ml_collections.ConfigDict,
+              epoch: int, steps_per_epoch: int, totals: Any, seconds: float) -> list[float | None]:
+  """Each running trial's validation accuracy after ``epoch``, written as its epoch record."""
+  seen = steps_per_epoch * t.batch_size
+  vals = [None] * program.trials
+  for j, writer in enumerate(writers):
+    if stopped_at[j] is None:
+      vals[j] = _accuracy(program, program.variables(state, j), validation, t)
+      writer.write((epoch + 1) * steps_per_epoch, records.epoch_record(
+          epoch + 1, train_loss=totals[j, 0] / seen, train_accuracy=totals[j, 1] / seen,
+          val_accuracy=vals[j], epoch_seconds=seconds, images=seen * program.trials,
+          trials=program.trials))
+  return vals
+
+
+def _checkpoint(program: programs.Program, state: Any, ckpts: Sequence[checkpoints.Checkpoints],
+                stopped_at: list[int | None], stops: Sequence[bool], vals: list[float | None],
+                epoch: int, num_epochs: int, every: int) -> None:
+  """Saves the running trials due a checkpoint after ``epoch``; marks the stopped ones."""
+  for j, ckpt in enumerate(ckpts):
+    if stopped_at[j] is not None:
+      continue
+    # Written after the record: a run killed in between re-runs the epoch, and the writer
+    # drops the old record as it resumes (records.keep_through), so the epoch is neither
+    # lost nor written twice. A stopped trial keeps its last epoch.
+    due = (epoch + 1) % every == 0 or epoch + 1 == num_epochs or stops[j]
+    if due and (ckpt.latest_step() or 0) < epoch + 1:  # a killed group may have saved some
+      ckpt.save(epoch + 1, program.view(state, j), {"val_accuracy": vals[j]})
+    if stops[j]:
+      stopped_at[j] = epoch + 1
 
 
 def _report_set_aside(ckpts: Sequence[checkpoints.Checkpoints]) -> None:
