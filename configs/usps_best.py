@@ -8,7 +8,9 @@ only, every epoch is checked on validation and the checkpoint best on validation
   python -m jaxdigits.main --config=configs/usps_best.py --workdir=runs/usps_best
   python -m jaxdigits.evaluate --workdir runs/usps_best --tta
 
-Chosen on validation (docs/results.md, "USPS record"): see the figures there.
+Chosen on validation (docs/results.md, "USPS record"): 99.63% validation, mean of seeds 0-2
+(best.py alone on USPS for 60 epochs: 99.45%); test then read 98.08% mean (98.19% --tta,
+98.31% for the 3-seed ensemble with --tta).
 """
 
 import ml_collections
