@@ -1,5 +1,5 @@
-"""Time to 99.0% MNIST test accuracy: jaxdigits' configs/fast.py against the Flax and
-PyTorch example recipes, trained one after the other in the same run on this machine.
+"""Time to 99.0% MNIST test accuracy: jaxdigits' configs/fast.py against the Flax, PyTorch
+and Keras example recipes, trained one after the other in the same run on this machine.
 
   JAXDIGITS_RAW_DATA=DIR python benchmarks/time_to_99.py [--skip=torch] [--target=0.99]
                                                          [--smoke]
@@ -7,21 +7,22 @@ PyTorch example recipes, trained one after the other in the same run on this mac
 What "time to 99%" counts, for all three alike: model initialisation, moving the training
 data to the device, compilation and the training steps, up to the end of the first epoch
 after which the test accuracy is >= target. Not counted: starting Python, importing
-libraries, reading the dataset from disk, and evaluating. Each recipe runs in a fresh
+libraries, reading the dataset from disk, and evaluating (validation included). Each recipe runs in a fresh
 process, so each pays its own compilation.
 
 - jaxdigits: ``python -m jaxdigits.main --config=configs/fast.py``, a fixed 2-epoch schedule
   chosen on validation; the test split is evaluated once, at the end. Its figure is the
   run's ``train_seconds`` (metrics.jsonl: validation passes and checkpoint writes are off
   the clock); the wall time of the whole process is printed beside it.
-- Flax and PyTorch recipes (benchmarks/baselines/): upstream settings, trained on the full
+- Flax, PyTorch and Keras recipes (benchmarks/baselines/): upstream settings, trained on the full
   60,000-image train split, test accuracy after every epoch (off the clock), stopped at the
   first epoch that reaches the target. Stopping on test favours the baselines.
 
-The PyTorch recipe needs torch (``pip install -e '.[bench]'``); without it, it is skipped.
-Last line: ``jaxdigits_s=… flax_s=… torch_s=… flax_ratio=… torch_ratio=…`` (ratio =
-baseline seconds / jaxdigits seconds; ``inf`` when a recipe never reached the target, ``nan``
-when skipped, with ``torch=skipped`` or ``torch=not_installed`` appended to say why).
+The PyTorch and Keras (3, JAX backend) recipes need the bench extra (``pip install -e
+'.[bench]'``); without it they are skipped. Last line: ``jaxdigits_s=… flax_s=… torch_s=…
+keras_s=… flax_ratio=… torch_ratio=… keras_ratio=…`` (ratio = baseline seconds / jaxdigits
+seconds; ``inf`` when a recipe never reached the target, ``nan`` when skipped, with
+``torch=skipped`` or ``keras=not_installed`` appended to say why).
 ``--smoke``: every recipe for one epoch on 1,024 training and 500 test digits, a narrow
 jaxdigits CNN.
 """
@@ -29,6 +30,7 @@ jaxdigits CNN.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import math
@@ -44,7 +46,8 @@ import _smoke
 from jaxdigits import records as records_lib
 
 REPO = Path(__file__).resolve().parents[1]
-MAX_EPOCHS = {"flax": 10, "torch": 14}  # the upstream schedules' length
+MAX_EPOCHS = {"flax": 10, "torch": 14, "keras": 15}  # the upstream schedules' length
+OPTIONAL = ("torch", "keras")  # the bench extra; their recipes are skipped without it
 SMOKE_TEST = 500  # test digits in --smoke
 
 
@@ -52,10 +55,7 @@ def _baseline_worker(name: str, target: float, smoke: bool) -> None:
   """Runs one baseline recipe in this (fresh) process; prints its epoch records as JSON."""
   sys.path.insert(0, str(REPO))
   from jaxdigits.data import load_tfds  # pylint: disable=g-import-not-at-top
-  if name == "flax":
-    from benchmarks.baselines import flax_recipe as recipe  # pylint: disable=g-import-not-at-top
-  else:
-    from benchmarks.baselines import torch_recipe as recipe  # pylint: disable=g-import-not-at-top
+  recipe = importlib.import_module(f"benchmarks.baselines.{name}_recipe")
   train = load_tfds("mnist", "train", stop=_smoke.TRAIN_LIMIT if smoke else None)
   test = load_tfds("mnist", "test", stop=SMOKE_TEST if smoke else None)
   records = recipe.train(train.images, train.labels, test.images, test.labels,
@@ -118,10 +118,11 @@ def main() -> None:
   overrides = _smoke.flags() if args.smoke else []
   results = {"jaxdigits": run_jaxdigits(args.config, args.target, overrides)}
   skipped = {name: "skipped" for name in args.skip.split(",") if name}
-  if "torch" not in skipped and importlib.util.find_spec("torch") is None:
-    skipped["torch"] = "not_installed"
-    print("  torch is not installed (pip install -e '.[bench]'): its recipe is skipped")
-  for name in ("flax", "torch"):
+  for name in OPTIONAL:
+    if name not in skipped and importlib.util.find_spec(name) is None:
+      skipped[name] = "not_installed"
+      print(f"  {name} is not installed (pip install -e '.[bench]'): its recipe is skipped")
+  for name in MAX_EPOCHS:
     if name in skipped:
       results[name] = {"seconds": math.nan, "epochs": 0, "test_accuracy": math.nan}
       continue
@@ -133,10 +134,9 @@ def main() -> None:
   for name, r in results.items():
     print(f"| {name} | {r['epochs']} | {r['test_accuracy']:.4f} | {r['seconds']:.1f} | "
           f"{r['seconds'] / ours:.1f} |")
-  print(f"jaxdigits_s={ours:.2f} flax_s={results['flax']['seconds']:.2f} "
-        f"torch_s={results['torch']['seconds']:.2f} "
-        f"flax_ratio={results['flax']['seconds'] / ours:.2f} "
-        f"torch_ratio={results['torch']['seconds'] / ours:.2f}"
+  print(f"jaxdigits_s={ours:.2f} "
+        + "".join(f"{name}_s={results[name]['seconds']:.2f} " for name in MAX_EPOCHS)
+        + " ".join(f"{name}_ratio={results[name]['seconds'] / ours:.2f}" for name in MAX_EPOCHS)
         + "".join(f" {name}={why}" for name, why in skipped.items() if name in results))
 
 
