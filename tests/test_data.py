@@ -126,3 +126,4 @@ def test_epoch_indices_are_a_seeded_permutation():
   assert a.shape == (15, 64)
   np.testing.assert_array_equal(a, b)
   assert len(np.unique(a)) == a.size and not np.array_equal(a, c)
+  assert not np.array_equal(a, pipeline.epoch_indices(jax.random.key(0), 1000, 64, epoch=1))

@@ -287,8 +287,7 @@ def _train_epoch(program: programs.Program, steps: dict[int, programs.Steps], st
                  progress: Progress) -> tuple[Any, np.ndarray, float]:
   """One epoch of every trial, each on its own shuffle: (state, sums [T, 2], seconds)."""
   start = time.perf_counter()
-  indices = np.stack([pipeline.epoch_indices(jax.random.fold_in(k, epoch), num_examples, batch)
-                      for k in data_keys])
+  indices = np.stack([pipeline.epoch_indices(k, num_examples, batch, epoch) for k in data_keys])
   totals = np.zeros((program.trials, 2))
   for i, n in epoch_plan(indices.shape[1], max(steps)):
     # The sums come back to the host on each call, which blocks: it bounds the work in

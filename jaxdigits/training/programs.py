@@ -28,7 +28,7 @@ import numpy as np
 from jaxdigits import models
 from jaxdigits.models.cnn import conv_as_matmul
 from jaxdigits.training import parallel
-from jaxdigits.training.state import create_train_state, make_optimizer
+from jaxdigits.training.state import create_train_state, init_fn, make_optimizer, run_once
 
 # Fields that may differ between the trials of one program: they change values, not programs.
 VMAPPED = ("seed", "train.learning_rate", "train.weight_decay", "train.momentum")
@@ -112,7 +112,7 @@ class Vmapped:
 
   def init(self, keys: Sequence[jax.Array], tx: Any, shape: tuple[int, ...]) -> Any:
     # vmapped, the initialisation compiles once instead of once per trial (~1.8 s each).
-    stacked = jax.vmap(lambda k: create_train_state(k, self.trained, tx, shape))(jnp.stack(keys))
+    stacked = run_once(jax.vmap(init_fn(self.trained, tx, shape)), jnp.stack(keys))
     return jax.device_put(stacked, self.device)
 
   def view(self, state: Any, j: int) -> Any:
