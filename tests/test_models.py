@@ -25,7 +25,7 @@ from jaxdigits.training import engine as train
 FLAX_SIZES = {
     "best.py": (216_330, 384),
     "cnn.py": (409_082, 96),  # 3x3x16 + 3x3x16x32 convs, BN, 7*7*32 → 256 → 10
-    "fast.py": (87_050, 128),
+    "fast.py": (46_090, 128),  # crop 4: 20x20 → 10x10x4 → conv 32, pool → conv 32, pool → 2*2*32
     "linear.py": (7_850, 0),  # 784 x 10 + 10
     "m5.py": (1_128_170, 960),
     "mlp.py": (1_863_690, 0),  # 784 → 1024 → 1024 → 10
