@@ -35,6 +35,7 @@ def test_missing_config_file_is_named():
     ("model.space_to_depth", 0, r"model\.space_to_depth: must be a positive integer"),
     ("model.padding", "same", r"model\.padding: must be 'SAME' or 'VALID'"),
     ("model.kernel_size", 0, r"model\.kernel_size: must be a positive integer"),
+    ("model.crop", -1, r"model\.crop: must be an integer >= 0"),
     ("data.train_limit", -1, r"data\.train_limit: must be a non-negative integer"),
     ("train.schedule", "step", r"train\.schedule: unknown schedule 'step'"),
     ("train.weight_decay", -1e-4, r"train\.weight_decay: must be >= 0"),

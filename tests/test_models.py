@@ -156,6 +156,20 @@ def test_too_many_valid_blocks_names_the_field():
                                          train=False))
 
 
+def test_crop_trims_the_border_and_a_crop_too_large_names_the_field():
+  model = CNN(features=(4,), dense=0, crop=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)), train=False)
+  # 20x20 after the crop, pooled to 10x10x4 before the logits.
+  assert variables["params"]["Dense_0"]["kernel"].shape == (10 * 10 * 4, 10)
+  border = np.zeros((2, 28, 28, 1), np.float32)
+  border[1, :4] = border[1, :, -4:] = 1.0  # ink only where the crop removes it
+  logits = model.apply(variables, border, train=False)
+  np.testing.assert_allclose(logits[0], logits[1], atol=1e-6)
+  with pytest.raises(ValueError, match=r"model\.crop: 14 pixels off each side leave nothing"):
+    jax.eval_shape(lambda: CNN(crop=14).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
+                                             train=False))
+
+
 @pytest.mark.parametrize("model", [
     CNN(features=(4, 8)), ResNet(stage_features=(4, 8)),
     CNN(features=(4, 8), kernel_size=5, padding="VALID", pool=False, dense=0)])

@@ -115,6 +115,9 @@ class CNN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     if self.crop:
+      if 2 * self.crop >= min(x.shape[1:3]):
+        raise ValueError(f"config field model.crop: {self.crop} pixels off each side leave "
+                         f"nothing of a {x.shape[1]}x{x.shape[2]} image; use a smaller crop")
       x = x[:, self.crop:x.shape[1] - self.crop, self.crop:x.shape[2] - self.crop]
     x = space_to_depth(x, self.space_to_depth)
     dtype = jnp.dtype(self.dtype)  # the compute dtype; param_dtype stays float32
