@@ -49,10 +49,10 @@ def init_fn(model: nn.Module, tx: optax.GradientTransformation,
 def run_once(fn: Callable[..., Any], *args: Any) -> Any:
   """``fn(*args)`` as one compiled program, for code that runs once per process.
 
-  One program, because op by op the initialisation took ~4 s of a 1-epoch run on a CPU;
-  on a CPU without XLA's backend optimisations, which took 0.95 s of configs/fast.py's
-  1.4 s of initialisation to save microseconds once (the results agree to the last bit
-  or two of a float).
+  One program, because op by op the initialisation took ~4 s of a 1-epoch run on a CPU.
+  On a CPU it is compiled without XLA's backend optimisations: they cost 0.95 s of
+  configs/fast.py's 1.4 s of initialisation to save microseconds in a program that runs
+  once (the results agree to the last bit or two of a float).
   """
   jitted = jax.jit(fn)
   if jax.default_backend() != "cpu":
@@ -63,4 +63,5 @@ def run_once(fn: Callable[..., Any], *args: Any) -> Any:
 
 def create_train_state(key: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
                        image_shape: tuple[int, ...]) -> TrainState:
+  """A fresh state for ``model`` on images of ``image_shape``, initialised from ``key``."""
   return run_once(init_fn(model, tx, image_shape), key)
