@@ -21,12 +21,12 @@ import pytest
 
 from conftest import REPO, saved_state
 from jaxdigits.training import engine as train
-from parallel_worker import small_config
+from parallel_worker import parallel_config
 
 WORKER = REPO / "tests" / "parallel_worker.py"
-# Strategies sum gradients and BatchNorm statistics in different orders; after 32 Adam
-# steps the parameters agree to this tolerance, while a wrong batch, shift or statistic
-# (a real bug) moves them by orders of magnitude more.
+# Strategies sum gradients and BatchNorm statistics in different orders; after 32 SGD
+# steps (parallel_config) the parameters agree to this tolerance, while a wrong batch,
+# shift or statistic (a real bug) moves them by orders of magnitude more.
 TOL = dict(rtol=2e-3, atol=2e-4)
 
 
@@ -51,7 +51,7 @@ def worker(devices: int, *jobs: str, env) -> str:
 
 
 def load(workdir: Path, epochs: int = 1):
-  return saved_state(workdir, small_config("single", epochs))
+  return saved_state(workdir, parallel_config("single", epochs))
 
 
 def assert_close(a, b, **tol):
@@ -87,12 +87,12 @@ def test_pmap_checkpoint_resumes_under_sharded_on_another_device_count(runs, tmp
   monkeypatch.setenv("JAXDIGITS_RAW_DATA", str(raw_dir))
   monkeypatch.setenv("JAXDIGITS_DATA_DIR", str(tfds_dir))
   # The uninterrupted reference: two epochs on one device.
-  train.train_and_evaluate(small_config("single", 2), tmp_path / "ref")
+  train.train_and_evaluate(parallel_config("single", 2), tmp_path / "ref")
   reference = load(tmp_path / "ref", 2)
   assert_close(reference, load(runs["pmap2_to_sharded4"], 2))  # pmap x2 → sharded x4
   # sharded x2 → single x1, in this (one-device) process.
   shutil.copytree(runs["sharded2"], tmp_path / "sharded2_to_single")
-  train.train_and_evaluate(small_config("single", 2), tmp_path / "sharded2_to_single")
+  train.train_and_evaluate(parallel_config("single", 2), tmp_path / "sharded2_to_single")
   assert_close(reference, load(tmp_path / "sharded2_to_single", 2))
 
 
