@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from jaxdigits import config as config_lib
-from jaxdigits.data import Split
+from jaxdigits.data import Split, pipeline
 from jaxdigits.errors import ConfigError
 from jaxdigits.inference import contract
 from jaxdigits import models as models_lib
@@ -55,13 +55,11 @@ def _train(configs: Sequence[ml_collections.ConfigDict], train: Split,
   steps = {n: program.compile(engine.train_steps(n, **opts), state, data,
                               [k[2] for k in keys], n, t.batch_size, total)
            for n in {n for _, n in plan}}
-  used = steps_per_epoch * t.batch_size
   for epoch in range(t.num_epochs):
     # Each trial's own shuffle of its own pool, as positions in the whole split.
     indices = np.stack([
-        pool[np.asarray(jax.random.permutation(jax.random.fold_in(k[1], epoch), len(pool)))]
-        [:used].reshape(steps_per_epoch, t.batch_size).astype(np.int32)
-        for pool, k in zip(pools, keys)])
+        pool[pipeline.epoch_indices(k[1], len(pool), t.batch_size, epoch)[:steps_per_epoch]]
+        .astype(np.int32) for pool, k in zip(pools, keys)])
     for i, n in plan:
       state, _ = steps[n](state, indices[:, i:i + n])
   return program, state
