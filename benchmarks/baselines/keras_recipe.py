@@ -74,14 +74,14 @@ class _Clock(keras.callbacks.Callback):
     self.off += time.perf_counter() - self._test_start
 
   def on_epoch_end(self, epoch: int, logs=None) -> None:
-    elapsed = time.perf_counter() - self.start - self.off
+    now = time.perf_counter()
     probs = self.model.predict(self.test_images, batch_size=1000, verbose=0)
     accuracy = float(np.mean(np.argmax(probs, -1) == self.test_labels))
-    self.records.append({"epoch": epoch + 1, "train_seconds": elapsed,
+    self.records.append({"epoch": epoch + 1, "train_seconds": now - self.start - self.off,
                          "test_accuracy": accuracy})
     if self.target is not None and accuracy >= self.target:
       self.model.stop_training = True
-    self.off = time.perf_counter() - self.start - elapsed
+    self.off += time.perf_counter() - now
 
 
 def train(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
